@@ -1,0 +1,361 @@
+"""`alexnet-archive`: the command-line tool.
+
+Each command imports what it needs inside its function, so `list`, `show`,
+`log`, `lineage`, `diff`, `stats` and `fetch` load only the standard-library
+`archive` package -- never NumPy, CuPy or FastAPI (tests/test_layering.py checks).
+
+Every read command takes ``--json``; that JSON is a documented interface
+(README, "JSON output").
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Sequence
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "handler", None):
+        parser.print_help()
+        return 2
+    from archive.source import ArchiveError
+
+    try:
+        return args.handler(args) or 0
+    except ArchiveError as error:
+        print(f"alexnet-archive: {error}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:
+        # `alexnet-archive list | head`: stop quietly.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="alexnet-archive",
+        description="Browse, compare and replay the 2012 AlexNet experiments (cuda-convnet, CHM release).")
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND")
+
+    def command(name: str, handler, help_text: str, *, json_flag: bool = True) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help_text, description=help_text)
+        sub.set_defaults(handler=handler)
+        sub.add_argument("--archive", metavar="PATH",
+                         help="the release checkout (default: $ALEXNET_ARCHIVE, else the download cache)")
+        if json_flag:
+            sub.add_argument("--json", action="store_true", help="print JSON (a stable interface; see README)")
+        return sub
+
+    sub = command("list", cmd_list, "a table of every experiment")
+    sub.add_argument("--host", help="only runs on this machine (e.g. guppy9)")
+    sub.add_argument("--since", metavar="DATE", help="only experiments started on or after DATE (YYYY-MM-DD)")
+    sub.add_argument("--until", metavar="DATE", help="only experiments started on or before DATE")
+    sub.add_argument("--status", help="killed, on_hold, paused, ... or 'none'")
+    sub.add_argument("--dataset", help="substring of the data set label (e.g. 2012, CIFAR, full)")
+
+    sub = command("show", cmd_show, "one experiment: layers with shapes and GPU, parameters, log, results")
+    sub.add_argument("id", help="experiment id, e.g. 120 or 120-2012-full")
+
+    sub = command("log", cmd_log, "the experiment log of one experiment, typed entry by entry")
+    sub.add_argument("id")
+
+    sub = command("lineage", cmd_lineage, "ancestors and descendants following 'this is like #N'")
+    sub.add_argument("id")
+
+    sub = command("diff", cmd_diff, "semantic diff of two experiments or .cfg files "
+                  "(exit status 0 same, 1 different, 2 error)", json_flag=False)
+    sub.add_argument("a", help="experiment id or path to a .cfg file")
+    sub.add_argument("b", help="experiment id or path to a .cfg file")
+    sub.add_argument("--format", choices=("text", "unified", "json"), default="text")
+    sub.add_argument("--color", choices=("auto", "always", "never"), default="auto")
+
+    command("stats", cmd_stats, "counts over the whole release: files, experiments, layers, log lines typed")
+
+    sub = command("fetch", cmd_fetch, "download the public release at the pinned commit and verify every file",
+                  json_flag=False)
+    sub.add_argument("--dest", metavar="DIR", help="where to put it (default: the per-user cache)")
+    sub.add_argument("--url", help="download from here instead (a mirror, or a file:// tarball)")
+    return parser
+
+
+# --- helpers ---------------------------------------------------------------------
+
+def _load(args):
+    from archive import load_archive
+    from archive.locate import resolve_archive_path
+
+    return load_archive(resolve_archive_path(args.archive))
+
+
+def _print_json(data) -> None:
+    json.dump(data, sys.stdout, indent=2, ensure_ascii=False)
+    sys.stdout.write("\n")
+
+
+def _table(rows: list[list[str]], header: list[str]) -> str:
+    widths = [max(len(str(r[i])) for r in [header] + rows) for i in range(len(header))]
+    lines = ["  ".join(str(c).ljust(w) for c, w in zip(header, widths)).rstrip()]
+    lines.append("  ".join("-" * w for w in widths))
+    lines += ["  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows]
+    return "\n".join(lines)
+
+
+def _pct(value) -> str:
+    return "" if value is None else f"{100 * value:.2f}%"
+
+
+def _shape(layer) -> str:
+    if layer.img_size and layer.channels:
+        return f"{layer.img_size}×{layer.img_size}×{layer.channels}"
+    return "" if layer.outputs is None else str(layer.outputs)
+
+
+# --- commands --------------------------------------------------------------------
+
+def cmd_list(args) -> int:
+    from archive.query import filter_experiments
+
+    archive = _load(args)
+    experiments = filter_experiments(archive, host=args.host, since=args.since, until=args.until,
+                                     status=args.status, dataset=args.dataset)
+    if args.json:
+        _print_json([e.summary_json() for e in experiments])
+        return 0
+    rows = []
+    for e in experiments:
+        final = e.final_result
+        rows.append([e.id, e.start.strftime("%Y-%m-%d %H:%M") if e.start else "", ",".join(e.hosts),
+                     ",".join(e.parents), e.status or "", _pct(final.top5) if final else "",
+                     e.dataset.label(), e.layers_file or "(unpaired)"])
+    print(_table(rows, ["id", "start", "host", "parents", "status", "top-5", "data set", "layers file"]))
+    print(f"\n{len(experiments)} of {len(archive.experiments)} experiments")
+    return 0
+
+
+def cmd_show(args) -> int:
+    archive = _load(args)
+    e = archive.experiment(args.id)
+    if args.json:
+        _print_json(e.to_json())
+        return 0
+    out = [f"experiment {e.id}", ""]
+    facts = [("params file", e.params_file),
+             ("layers file", f"{e.layers_file or '(none)'}  [{e.pairing}"
+                             + (f", {e.pairing_span}" if e.pairing_span else "") + "]"),
+             ("data set", f"{e.dataset.label()}  [{e.dataset.rule}]"),
+             ("input", f"{e.input.size}×{e.input.size}×{e.input.channels}  [{e.input.rule}]"),
+             ("started", e.start.isoformat(sep=" ") if e.start else "not logged"),
+             ("hosts", ", ".join(e.hosts) or "not logged"),
+             ("status", e.status or "not logged"),
+             ("last epoch", "" if e.last_epoch is None else f"{e.last_epoch:g}"),
+             ("parents", ", ".join(e.parents) or "none"),
+             ("children", ", ".join(e.children) or "none")]
+    if e.layers is not None:
+        total = e.layers.total_params()
+        facts.append(("parameters", f"{total:,}" if total is not None else "unknown"))
+    width = max(len(k) for k, _ in facts)
+    out += [f"  {k.ljust(width)}  {v}" for k, v in facts]
+    if e.layers is not None:
+        out += ["", "layers"]
+        rows = [[l.name, l.type, "" if l.gpu is None else str(l.gpu), ",".join(l.inputs), _shape(l),
+                 "" if l.outputs is None else str(l.outputs), "" if l.params is None else f"{l.params:,}",
+                 l.neuron or ""] for l in e.layers.layers]
+        out.append(_indent(_table(rows, ["name", "type", "gpu", "inputs", "shape", "outputs", "params", "neuron"])))
+    out += ["", "parameters"]
+    rows = []
+    for section in e.params.layers:
+        values = ", ".join(f"{k}={_value_text(v)}" for k, v in section.values.items())
+        rows.append([section.name, values])
+    out.append(_indent(_table(rows, ["layer", "values"])))
+    out += ["", "log"]
+    out += _log_lines(e)
+    results = e.results
+    if results:
+        out += ["", "results"]
+        rows = [[str(r.span.line), r.label or "", "" if r.cost is None else f"{r.cost:.6f}", _pct(r.top1),
+                 _pct(r.top5), {True: "yes", False: "no", None: ""}[r.multiview]] for r in results]
+        out.append(_indent(_table(rows, ["line", "label", "cost", "top-1", "top-5", "multiview"])))
+    if e.findings:
+        out += ["", "findings"]
+        out += [f"  {f}" for f in e.findings]
+    print("\n".join(out))
+    return 0
+
+
+def _indent(text: str) -> str:
+    return "\n".join("  " + line for line in text.splitlines())
+
+
+def _value_text(value) -> str:
+    if hasattr(value, "canonical"):
+        return value.canonical()
+    if isinstance(value, tuple):
+        return ",".join(_value_text(v) for v in value)
+    return str(value)
+
+
+def _log_lines(e) -> list[str]:
+    lines = []
+    current_run = None
+    for entry in e.logbook.entries:
+        if entry.run != current_run:
+            current_run = entry.run
+            run = e.logbook.runs[entry.run] if entry.run < len(e.logbook.runs) else None
+            head = f"  run {entry.run + 1}"
+            if run is not None:
+                bits = [run.label or "", run.start.isoformat(sep=" ") if run.start else "",
+                        "→".join(run.hosts), run.status or ""]
+                head += ": " + "  ".join(b for b in bits if b)
+            lines.append(head)
+        epoch = "" if entry.epoch_text is None else f"epoch {entry.epoch_text}"
+        text = " / ".join(part.strip() for part in entry.text.splitlines())
+        lines.append(f"    {entry.span.line:>4}  {entry.kind:<11} {epoch:<13} {text}")
+    return lines
+
+
+def cmd_log(args) -> int:
+    archive = _load(args)
+    e = archive.experiment(args.id)
+    if args.json:
+        _print_json(e.logbook.to_json())
+        return 0
+    print(f"log of {e.id} ({e.params_file})")
+    print("\n".join(_log_lines(e)))
+    return 0
+
+
+def cmd_lineage(args) -> int:
+    archive = _load(args)
+    e = archive.experiment(args.id)
+    ancestors, descendants = archive.ancestors(e.id), archive.descendants(e.id)
+    if args.json:
+        _print_json({"id": e.id, "ancestors": ancestors, "descendants": descendants})
+        return 0
+
+    def label(eid: str) -> str:
+        other = archive.experiments.get(eid)
+        if other is None:
+            return f"#{eid} (not in the release)"
+        note = other.status or ""
+        return f"#{eid}" + (f"  {other.start:%Y-%m-%d}" if other.start else "") + (f"  {note}" if note else "")
+
+    def walk(tree: dict, prefix: str) -> list[str]:
+        lines = []
+        items = list(tree.items())
+        for i, (eid, sub) in enumerate(items):
+            last = i == len(items) - 1
+            lines.append(prefix + ("└── " if last else "├── ") + label(eid))
+            lines += walk(sub, prefix + ("    " if last else "│   "))
+        return lines
+
+    print("ancestors (this is like …)")
+    print("\n".join(walk(ancestors, "  ")) or "  none")
+    print(label(e.id) + "  ◀")
+    print("descendants")
+    print("\n".join(walk(descendants, "  ")) or "  none")
+    return 0
+
+
+def cmd_diff(args) -> int:
+    from archive.compare import diff_sides, unified
+    from archive.query import side_for
+
+    archive_cache = {}
+
+    def loader():
+        if "archive" not in archive_cache:
+            archive_cache["archive"] = _load(args)
+        return archive_cache["archive"]
+
+    a, b = side_for(args.a, loader), side_for(args.b, loader)
+    if args.format == "unified":
+        text = unified(a, b)
+        sys.stdout.write(text)
+        return 1 if text else 0
+    result = diff_sides(a, b)
+    if args.format == "json":
+        _print_json(result.to_json())
+        return 0 if result.same else 1
+    color = args.color == "always" or (args.color == "auto" and sys.stdout.isatty() and not os.environ.get("NO_COLOR"))
+    print(render_diff_text(result, color))
+    return 0 if result.same else 1
+
+
+def render_diff_text(result, color: bool) -> str:
+    paint = {"+": "\x1b[32m", "-": "\x1b[31m", "~": "\x1b[33m", "h": "\x1b[1m"} if color else {}
+    reset = "\x1b[0m" if color else ""
+
+    def c(kind: str, text: str) -> str:
+        return f"{paint[kind]}{text}{reset}" if kind in paint else text
+
+    out = [c("h", f"diff {result.a} {result.b}")]
+    if result.same:
+        out.append("no differences")
+        return "\n".join(out)
+    out += [f"  {line}" for line in result.summary]
+    for title, sections in (("layers", result.layers), ("params", result.params)):
+        changed = [d for d in sections if d.status != "same"]
+        if not changed:
+            continue
+        out += ["", c("h", title)]
+        for d in changed:
+            mark = {"added": "+", "removed": "-", "changed": "~"}[d.status]
+            head = f"{mark} {d.name}" + (f" ({d.type})" if d.type else "")
+            if d.status != "changed":
+                out.append(c(mark, f"  {head} {d.status}"))
+                continue
+            out.append(c("~", f"  {head}"))
+            for change in d.changes:
+                out.append(f"      {change.label}: {c('-', _value_text(change.old))} → {c('+', _value_text(change.new))}")
+    if result.log:
+        out += ["", c("h", "log")]
+        for line in result.log:
+            out.append(c(line.op, f"  {line.op} {line.span.line:>4} {line.text}"))
+    return "\n".join(out)
+
+
+def cmd_stats(args) -> int:
+    from archive.query import archive_stats
+
+    archive = _load(args)
+    stats = archive_stats(archive)
+    if args.json:
+        _print_json(stats)
+        return 0
+    log = stats["log"]
+    print(f"release at {stats['root']}")
+    print(f"  files                 {stats['files']['total']}  ({', '.join(f'{k} {v}' for k, v in stats['files']['by_kind'].items())})")
+    print(f"  experiments           {stats['experiments']}  (runs {stats['runs']})")
+    print(f"  layer files           {stats['layer_files']}  (unpaired {len(stats['unpaired_layers'])})")
+    print(f"  unpaired params files {len(stats['unpaired_params'])}")
+    print(f"  layers                {stats['layers']['total']}  ({', '.join(f'{k} {v}' for k, v in stats['layers']['by_type'].items())})")
+    print(f"  log comment lines     {log['comment_lines']}: {log['typed_lines']} in typed entries, "
+          f"{log['note_lines']} kept as notes ({log['typed_share']:.1%} typed)")
+    print(f"  log entries           {log['entries']}  ({', '.join(f'{k} {v}' for k, v in log['by_kind'].items())})")
+    print(f"  findings              {stats['findings']['total']}  ({', '.join(f'{k} {v}' for k, v in stats['findings']['by_severity'].items())})")
+    print(f"  loaded in             {stats['load_ms']:.1f} ms")
+    return 0
+
+
+def cmd_fetch(args) -> int:
+    from pathlib import Path
+
+    from archive.locate import fetch_release, manifest
+
+    m = manifest()
+    print(f"fetching {m.repository} at {m.short_commit} …", file=sys.stderr)
+    path, report = fetch_release(Path(args.dest) if args.dest else None, url=args.url)
+    print(f"{report.checked} files verified against the manifest; the release is at {path}")
+    if report.extra:
+        print(f"({len(report.extra)} files not in the manifest were kept)")
+    if not args.dest:
+        print("commands now find it without --archive")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
