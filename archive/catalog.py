@@ -34,7 +34,7 @@ from .source import ArchiveError, Finding, SourceSpan
 # Folder of the release -> prefix of experiment ids from it (ids stay unique and URL-safe).
 FOLDER_PREFIX = {"layers": "", "layers-cifar": "cifar-", "example-layers": "example-"}
 
-_PARAMS_NAME = re.compile(r"^layer-params[-.](?P<stem>.+?)\.cfg(?P<tail>.*)$")
+_PARAMS_NAME = re.compile(r"^layer-params(?P<sep>[-.])(?P<stem>.+?)\.cfg(?P<tail>.*)$")
 _LAYERS_NAME = re.compile(r"^layers[-.](?P<stem>.+?)\.cfg$")
 _LEADING_NUMBER = re.compile(r"^(\d+)")
 
@@ -243,7 +243,7 @@ class Archive:
     experiments: dict[str, Experiment]
     layer_graphs: dict[str, LayerGraph]
     unpaired_params: dict[str, str] = field(default_factory=dict)   # path -> why
-    unpaired_layers: tuple[str, ...] = ()
+    unpaired_layers: dict[str, str] = field(default_factory=dict)  # path -> why
     machines: Machines | None = None
     findings: tuple[Finding, ...] = ()
     load_seconds: float = 0.0
@@ -348,7 +348,8 @@ def _pair(relative: str, logbook: Logbook, layer_files: set[str]) -> tuple[str |
     folder = str(path.parent) if str(path.parent) != "." else ""
     match = _PARAMS_NAME.match(path.name)
     stem = match.group("stem") if match else path.stem
-    same = f"{folder}/layers-{stem}.cfg" if folder else f"layers-{stem}.cfg"
+    sep = match.group("sep") if match else "-"  # layer-params.gc.cfg pairs with layers.gc.cfg
+    same = f"{folder}/layers{sep}{stem}.cfg" if folder else f"layers{sep}{stem}.cfg"
     if same in layer_files:
         return same, "same name", None
     # The log names the definition file ("so uses def file #120", "like #153 (so uses same file)").
@@ -453,6 +454,11 @@ def _dataset(eid: str, logbook: Logbook, graph: LayerGraph | None, family_hint: 
     return Dataset(family, version, full, jpeg, classes, rule, span)
 
 
+# Classes of each data set, as the release's own classifiers have them (fc1000 for the
+# ILSVRC sets; 10184 outputs in every *-2009 network: the Fall 2009 release's 10k classes).
+CLASSES_OF_VERSION = {"ILSVRC-2010": 1000, "ILSVRC-2012": 1000, "ImageNet Fall 2009": 10184}
+
+
 def _version_for_year(year: str) -> str:
     return {"2009": "ImageNet Fall 2009", "2010": "ILSVRC-2010", "2011": "ImageNet Fall 2011",
             "2012": "ILSVRC-2012"}[year]
@@ -501,11 +507,13 @@ def load_archive(root: Path | str) -> Archive:
     experiments: dict[str, Experiment] = {}
     unpaired_params: dict[str, str] = {}
     used_layers: set[str] = set()
+    tree_nets: list[str] = []
 
-    def graph_for(path: str, shape: InputShape) -> LayerGraph:
-        key = (path, shape.size)
+    def graph_for(path: str, shape: InputShape, num_classes: int | None = None) -> LayerGraph:
+        key = (path, shape.size, num_classes)
         if key not in graphs:
-            graphs[key] = parse_layers(cfgs[path], {0: shape.channels * shape.size ** 2})
+            graphs[key] = parse_layers(cfgs[path], {0: shape.channels * shape.size ** 2},
+                                       num_classes=num_classes)
         return graphs[key]
 
     for relative in params_files:
@@ -532,6 +540,14 @@ def load_archive(root: Path | str) -> Archive:
             shape = _input_shape(folder, None, _family_hint(folder))
             unpaired_params[relative] = _unpaired_reason(logbook)
         dataset = _dataset(eid, logbook, graph, _family_hint(folder))
+        if graph is not None and layers_file and any(layer.type == "treefc" for layer in graph.layers):
+            # treefc's width is the data provider's class count (layer.py: TreeFCLayerParser).
+            classes = CLASSES_OF_VERSION.get(dataset.version or "")
+            if classes:
+                graph = graph_for(layers_file, shape, classes)
+                dataset = replace(dataset, classes=classes)
+            else:
+                tree_nets.append(eid)
         parents = _parents(logbook)
         number = _LEADING_NUMBER.match(eid.split("-", 1)[-1] if eid.startswith(("cifar-", "example-")) else eid)
         experiments[eid] = Experiment(
@@ -539,6 +555,18 @@ def load_archive(root: Path | str) -> Archive:
             layers_file=layers_file, pairing=pairing, pairing_span=pairing_span, params=params,
             layers=graph, logbook=logbook, dataset=dataset, input=shape, parents=parents,
             findings=tuple(sorted(set(findings), key=lambda f: (f.span.path, f.span.line, f.rule))))
+
+    # A tree net whose log names no data set was trained like its parent
+    # (layer-params-137-tree.cfg: "this is like 137, but with treefc").
+    for eid in tree_nets:
+        e = experiments[eid]
+        parent = experiments.get(e.parents[0]) if e.parents else None
+        classes = CLASSES_OF_VERSION.get(parent.dataset.version or "") if parent else None
+        if classes and e.layers_file:
+            graph = graph_for(e.layers_file, e.input, classes)
+            dataset = replace(e.dataset, version=parent.dataset.version, classes=classes,
+                              rule=f"like its parent #{parent.id}", span=parent.dataset.span)
+            experiments[eid] = replace(e, layers=graph, dataset=dataset)
 
     # Children: the inverse of "this is like #N".
     children: dict[str, list[str]] = {}
@@ -551,19 +579,31 @@ def load_archive(root: Path | str) -> Archive:
 
     # Layer files no experiment uses are still parsed and kept.
     layer_graphs: dict[str, LayerGraph] = {}
-    for (path, _size), graph in graphs.items():
+    for (path, _size, _classes), graph in graphs.items():
         layer_graphs.setdefault(path, graph)
-    unpaired_layers = []
+    # A layer file no experiment is paired with may still be named by one of their runs
+    # (layer-params-141-2009.cfg: "using def file layers-141-2009-2010.cfg").
+    named_by_runs: dict[str, SourceSpan] = {}
+    for experiment in experiments.values():
+        folder = str(Path(experiment.params_file).parent)
+        for entry in experiment.logbook.entries:
+            ref = getattr(entry, "layers_file", None)
+            found = _layers_path_for_ref(ref, folder, layer_files) if ref else None
+            if found:
+                named_by_runs.setdefault(found, entry.span)
+    unpaired_layers: dict[str, str] = {}
     for path in sorted(layer_files):
         if path not in used_layers:
-            unpaired_layers.append(path)
+            span = named_by_runs.get(path)
+            unpaired_layers[path] = (f"no experiment of its own; named by a run's log at {span}" if span
+                                     else "no parameter file names it or shares its name")
             folder = str(Path(path).parent)
             layer_graphs[path] = graph_for(path, _input_shape(folder, path, _family_hint(folder)))
 
     machines = load_machines(root)
     all_findings = tuple(f for e in experiments.values() for f in e.findings)
     archive = Archive(root=root, files=files, cfg=cfgs, experiments=experiments, layer_graphs=layer_graphs,
-                      unpaired_params=unpaired_params, unpaired_layers=tuple(unpaired_layers),
+                      unpaired_params=unpaired_params, unpaired_layers=unpaired_layers,
                       machines=machines, findings=all_findings)
     archive.load_seconds = time.perf_counter() - started
     return archive

@@ -59,7 +59,7 @@ class SectionDiff:
     status: str
     type: str | None
     changes: tuple[KeyChange, ...] = ()
-    moved_from: tuple[str, ...] | None = None  # old inputs, when the inputs changed
+    moved_from: tuple[str, ...] | None = None  # old inputs, when the layer moved
     moved_to: tuple[str, ...] | None = None
     old_position: int | None = None
     new_position: int | None = None
@@ -145,6 +145,8 @@ def _diff_sections(old: dict[str, tuple[str | None, dict, dict, tuple[str, ...] 
     # Walk the union in B's order, slotting A-only names where they stood in A.
     order: list[str] = []
     matcher = difflib.SequenceMatcher(a=old_names, b=new_names, autojunk=False)
+    # Names in both files but outside their longest common order changed place.
+    in_order = {name for block in matcher.get_matching_blocks() for name in old_names[block.a:block.a + block.size]}
     for tag, i1, i2, j1, j2 in matcher.get_opcodes():
         if tag == "equal":
             order += old_names[i1:i2]
@@ -170,10 +172,13 @@ def _diff_sections(old: dict[str, tuple[str | None, dict, dict, tuple[str, ...] 
             if key == "inputs":
                 continue
             changes += _compare_values(key, ovalues.get(key), nvalues.get(key), ospans.get(key), nspans.get(key))
-        moved = oinputs is not None and ninputs is not None and tuple(oinputs) != tuple(ninputs)
-        if moved:
+        rewired = oinputs is not None and ninputs is not None and tuple(oinputs) != tuple(ninputs)
+        if rewired:
             changes.insert(0, KeyChange("inputs", None, tuple(oinputs), tuple(ninputs),
                                         ospans.get("inputs"), nspans.get("inputs")))
+        # A layer that changed place in the file *and* sits over something else has moved
+        # (131 puts rnorm1 right over conv1); others whose inputs changed were only rewired.
+        moved = rewired and name not in in_order
         status = "changed" if changes else "same"
         out.append(SectionDiff(name, status, ntype or otype, tuple(changes),
                                tuple(oinputs) if moved else None, tuple(ninputs) if moved else None,
@@ -186,15 +191,9 @@ def _layer_table(graph: LayerGraph | None) -> dict:
         return {}
     table = {}
     for layer in graph.layers:
-        values = dict(layer.settings)
-        spans = {key: span for key, span in _setting_spans(layer).items()}
-        table[layer.name] = (layer.type, values, spans, tuple(layer.inputs))
+        spans = {key: layer.setting_span(key) for key in layer.settings}
+        table[layer.name] = (layer.type, dict(layer.settings), spans, tuple(layer.inputs))
     return table
-
-
-def _setting_spans(layer) -> dict:
-    spans = getattr(layer, "setting_spans", None)
-    return dict(spans) if spans else {}
 
 
 def _params_table(params: ParamSet | None) -> dict:
@@ -202,12 +201,7 @@ def _params_table(params: ParamSet | None) -> dict:
         return {}
     table = {}
     for section in params.layers:
-        spans = {}
-        for key in section.values:
-            try:
-                spans[key] = section.value_span(key)
-            except (KeyError, AttributeError):
-                spans[key] = None
+        spans = {key: section.value_span(key) for key in section.values}
         table[section.name] = (None, dict(section.values), spans, None)
     return table
 

@@ -220,10 +220,15 @@ class LayerDef:
     params: int | None
     derived: dict[str, object]
     unknown_keys: tuple[str, ...]
+    setting_lines: dict[str, int]   # key (as in `settings`) -> the line it is written on
 
     @property
     def line(self) -> int:
         return self.span.line
+
+    def setting_span(self, key: str) -> SourceSpan | None:
+        line = self.setting_lines.get(key)
+        return SourceSpan(self.span.path, line) if line is not None else None
 
     @property
     def is_cost(self) -> bool:
@@ -447,9 +452,11 @@ class _Layer:
     # -- the finished record
     def freeze(self) -> LayerDef:
         settings: dict[str, object] = {}
+        lines: dict[str, int] = {}
         unknown: list[str] = []
         for lower, entry in self.section.entries.items():
             canonical = _CANONICAL.get(lower, entry.key)
+            lines[canonical] = entry.line
             if lower not in self.read:
                 unknown.append(canonical)
             if canonical in self.settings:
@@ -463,7 +470,7 @@ class _Layer:
                 settings[canonical] = _infer(entry.value)
         return LayerDef(self.name, self.type, self.section.span, self.inputs, self.gpu,
                         self.gpu_explicit, self.neuron, settings, self.outputs, self.channels,
-                        self.img_size, self.params, dict(self.derived), tuple(unknown))
+                        self.img_size, self.params, dict(self.derived), tuple(unknown), lines)
 
 
 # ---------------------------------------------------------------------------------------------

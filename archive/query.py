@@ -44,12 +44,21 @@ def filter_experiments(archive: Archive, *, host: str | None = None, since: str 
             wanted = status.lower().replace(" ", "_").replace("-", "_")
             if (e.status or "none") != wanted:
                 continue
-        if dataset and dataset.lower() not in e.dataset.label().lower():
+        if dataset and not _dataset_matches(e, dataset):
             continue
         if text and text.lower() not in "\n".join(x.text for x in e.logbook.entries).lower():
             continue
         out.append(e)
     return out
+
+
+def _dataset_matches(e: Experiment, wanted: str) -> bool:
+    """'full' / 'non-full' ask about the 2012 set's variant; anything else is a
+    case-insensitive substring of the label ("2012", "cifar", "jpeg")."""
+    wanted = wanted.strip().lower()
+    if wanted in ("full", "non-full", "nonfull"):
+        return e.dataset.full is (wanted == "full")
+    return wanted in e.dataset.label().lower()
 
 
 def archive_stats(archive: Archive) -> dict:
@@ -77,7 +86,7 @@ def archive_stats(archive: Archive) -> dict:
         "experiments": len(archive.experiments),
         "runs": runs,
         "layer_files": len(archive.layer_graphs),
-        "unpaired_layers": list(archive.unpaired_layers),
+        "unpaired_layers": dict(archive.unpaired_layers),
         "unpaired_params": dict(archive.unpaired_params),
         "layers": {"total": sum(layer_types.values()), "by_type": dict(layer_types.most_common())},
         "log": {"comment_lines": comment_lines, "typed_lines": typed_lines, "note_lines": note_lines,

@@ -29,3 +29,11 @@ def archive_root() -> Path:
 def release_cfg_files(archive_root: Path) -> list[Path]:
     """Every configuration file of the release (.cfg, and the editor's .cfg.save)."""
     return sorted(p for p in archive_root.rglob("*") if p.is_file() and ".cfg" in p.name)
+
+
+@pytest.fixture(scope="session")
+def release(archive_root):
+    """The whole release, loaded once for the session (tests must not mutate it)."""
+    from archive import load_archive
+
+    return load_archive(archive_root)

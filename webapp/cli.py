@@ -55,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--since", metavar="DATE", help="only experiments started on or after DATE (YYYY-MM-DD)")
     sub.add_argument("--until", metavar="DATE", help="only experiments started on or before DATE")
     sub.add_argument("--status", help="killed, on_hold, paused, ... or 'none'")
-    sub.add_argument("--dataset", help="substring of the data set label (e.g. 2012, CIFAR, full)")
+    sub.add_argument("--dataset", help="part of the data set label (2012, CIFAR, JPEG), or full / non-full")
 
     sub = command("show", cmd_show, "one experiment: layers with shapes and GPU, parameters, log, results")
     sub.add_argument("id", help="experiment id, e.g. 120 or 120-2012-full")
@@ -179,9 +179,12 @@ def cmd_show(args) -> int:
         rows = [[str(r.span.line), r.label or "", "" if r.cost is None else f"{r.cost:.6f}", _pct(r.top1),
                  _pct(r.top5), {True: "yes", False: "no", None: ""}[r.multiview]] for r in results]
         out.append(_indent(_table(rows, ["line", "label", "cost", "top-1", "top-5", "multiview"])))
+    shown = [f for f in e.findings if f.severity != "info"]
     if e.findings:
         out += ["", "findings"]
-        out += [f"  {f}" for f in e.findings]
+        out += [f"  {f}" for f in shown]
+        if len(shown) < len(e.findings):
+            out.append(f"  (+{len(e.findings) - len(shown)} informational; --json lists them all)")
     print("\n".join(out))
     return 0
 
