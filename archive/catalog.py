@@ -17,6 +17,7 @@ Whatever cannot be paired is listed (`Archive.unpaired_params`,
 """
 from __future__ import annotations
 
+import gc
 import re
 import time
 from dataclasses import dataclass, field, replace
@@ -128,8 +129,15 @@ class Experiment:
 
     @property
     def own_runs(self):
-        """Runs of this experiment, without other experiments' notes copied in."""
-        own = [run for run in self.logbook.runs if not run.experiment or run.experiment == self.id]
+        """Runs of this experiment, without other experiments' notes copied in: a
+        "137 notes:" heading marks every run after it as #137's, until a heading
+        names another experiment (layer-params-137-tree.cfg copies all of 137's log)."""
+        own, copied_from = [], None
+        for run in self.logbook.runs:
+            if run.experiment:
+                copied_from = run.experiment
+            if copied_from is None or copied_from == self.id:
+                own.append(run)
         return own or list(self.logbook.runs)
 
     @property
@@ -331,9 +339,6 @@ def _classify(relative: str) -> str:
 
 # --- Pairing -------------------------------------------------------------------
 
-_DEF_FILE_REF = re.compile(r"layers-[\w.-]+?\.cfg|#?\d[\w-]*")
-
-
 def _layers_path_for_ref(ref: str, folder: str, layer_files: set[str]) -> str | None:
     ref = ref.strip().lstrip("#").rstrip(".,:;)")
     candidates = [f"{folder}/{ref}", f"{folder}/layers-{ref}.cfg"] if folder else [ref, f"layers-{ref}.cfg"]
@@ -485,6 +490,19 @@ def _family_hint(folder: str) -> str | None:
 def load_archive(root: Path | str) -> Archive:
     """Read every file of the release at `root` (lenient: objections become
     findings; only unreadable roots raise)."""
+    # Loading makes ~200,000 long-lived small objects; the cyclic collector's passes over them
+    # took a third of the load. It is paused, not skipped: the few cycles left behind (the
+    # layer parser's scratch state) are collected once it runs again.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        return _load_archive(root)
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def _load_archive(root: Path | str) -> Archive:
     started = time.perf_counter()
     root = Path(root)
     if not (root / "layers").is_dir():
@@ -554,7 +572,7 @@ def load_archive(root: Path | str) -> Archive:
             id=eid, number=int(number.group(1)) if number else None, params_file=relative,
             layers_file=layers_file, pairing=pairing, pairing_span=pairing_span, params=params,
             layers=graph, logbook=logbook, dataset=dataset, input=shape, parents=parents,
-            findings=tuple(sorted(set(findings), key=lambda f: (f.span.path, f.span.line, f.rule))))
+            findings=_sorted_findings(findings))
 
     # A tree net whose log names no data set was trained like its parent
     # (layer-params-137-tree.cfg: "this is like 137, but with treefc").
@@ -607,6 +625,12 @@ def load_archive(root: Path | str) -> Archive:
                       machines=machines, findings=all_findings)
     archive.load_seconds = time.perf_counter() - started
     return archive
+
+
+def _sorted_findings(findings: list[Finding]) -> tuple[Finding, ...]:
+    # Duplicates dropped keeping the first (dict, not set: a set's order follows string hashes,
+    # which change from run to run, and ties of path, line and rule kept that order).
+    return tuple(sorted(dict.fromkeys(findings), key=lambda f: (f.span.path, f.span.line, f.rule)))
 
 
 def _id_order(eid: str):

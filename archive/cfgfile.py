@@ -144,6 +144,8 @@ class CfgFile:
     lines: tuple[Line, ...]
     sections: tuple[Section, ...]
     problems: tuple[Finding, ...]
+    # `merged()`, computed on first use: params, layers and the catalog all ask for it.
+    _merged: dict[str, MergedSection] | None = field(default=None, init=False, repr=False, compare=False)
 
     def render(self) -> str:
         """The file's text, exactly as read."""
@@ -152,6 +154,11 @@ class CfgFile:
     def merged(self) -> dict[str, MergedSection]:
         """Sections by name as `MyConfigParser` saw them: repeated sections
         merged (later keys win), ``[DEFAULT]`` keys applied to every section."""
+        if self._merged is None:
+            object.__setattr__(self, "_merged", self._merge())
+        return dict(self._merged)  # a copy: callers may not change the memo
+
+    def _merge(self) -> dict[str, MergedSection]:
         blocks: dict[str, list[Section]] = {}
         for section in self.sections:
             blocks.setdefault(section.name, []).append(section)

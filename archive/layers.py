@@ -132,6 +132,28 @@ def convert(value: str, kind: str) -> object:
     raise AssertionError(kind)
 
 
+# convert() by (text, kind): the release's 2,600 layers hold a few hundred distinct values.
+# Results are immutable (numbers, strings, tuples); _BAD marks a ValueError.
+_CONVERTED: dict[tuple[str, str], object] = {}
+_CONVERTED_MAX = 8192
+_BAD = object()
+
+
+def _convert_memo(value: str, kind: str) -> object:
+    """convert(), remembered; returns _BAD where convert raises ValueError."""
+    key = (value, kind)
+    result = _CONVERTED.get(key)
+    if result is None:
+        try:
+            result = convert(value, kind)
+        except ValueError:
+            result = _BAD
+        if len(_CONVERTED) >= _CONVERTED_MAX:
+            _CONVERTED.clear()
+        _CONVERTED[key] = result
+    return result
+
+
 def _infer(value: str) -> object:
     """Type a value no parser reads: int, float, or the text; comma lists as tuples."""
     def scalar(text: str) -> object:
@@ -342,16 +364,17 @@ class _Layer:
     def get(self, key: str, kind: str, default: object = _REQUIRED, *, quiet: bool = False) -> object:
         lower = key.lower()
         self.read.add(lower)
-        entry = self.section.entry(lower)
+        entry = self.section.entries.get(lower)
         if entry is None:
             if default is _REQUIRED:
                 if not quiet:
                     self.error("layer.missing-key", f"required parameter '{key}' missing")
                 return None
             return default
-        try:
-            value = convert(entry.value, kind)
-        except ValueError:
+        value = _CONVERTED.get((entry.value, kind))
+        if value is None:
+            value = _convert_memo(entry.value, kind)
+        if value is _BAD:
             self.settings[key] = entry.value
             if not quiet:
                 self.error("layer.bad-value", f"parameter '{key}' must be {_KIND_WORDS[kind]}, "
@@ -462,10 +485,8 @@ class _Layer:
             if canonical in self.settings:
                 settings[canonical] = self.settings[canonical]
             elif canonical in KNOWN_KEYS:
-                try:
-                    settings[canonical] = convert(entry.value, KNOWN_KEYS[canonical])
-                except ValueError:
-                    settings[canonical] = entry.value
+                value = _convert_memo(entry.value, KNOWN_KEYS[canonical])
+                settings[canonical] = entry.value if value is _BAD else value
             else:
                 settings[canonical] = _infer(entry.value)
         return LayerDef(self.name, self.type, self.section.span, self.inputs, self.gpu,

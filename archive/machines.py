@@ -277,7 +277,7 @@ class _DeviceBuilder:
             typed[name] = found.group(1).lower() == "yes" if found else None
 
         mps = per_mp = cores = None
-        for key, value in props.items():
+        for key in props:
             key_match = _CORES_KEY_RE.match(key)
             if key_match:
                 mps, per_mp = int(key_match.group(1)), int(key_match.group(2))

@@ -617,6 +617,39 @@ def _typed(values: Mapping[str, object], name: str, kind: type | tuple[type, ...
     return value if isinstance(value, kind) else None
 
 
+# cuda-convnet2 (2014) writes the schedule inside the rate, one per input:
+# ``epsW=dexp[base=0.01;tgtFactor=250;numSteps=4]`` (its layer.py: lrs_parsers, where a
+# bare number means ``const[base=x]``).
+_CC2_RATE_RE = re.compile(r"^\s*(const|linear|exp|dexp)\s*\[([^\]]*)\]\s*$", re.IGNORECASE)
+_CC2_KIND = {"const": "default", "linear": "linear", "exp": "exp", "dexp": "dexp"}
+
+
+def _cc2_rates(text: str) -> tuple[tuple[float, ...], Schedule] | None:
+    """(base rate per input, the schedule) for a cuda-convnet2 rate, else None."""
+    bases: list[float] = []
+    schedules: list[Schedule] = []
+    for part in text.split(","):
+        match = _CC2_RATE_RE.match(part)
+        try:
+            if match is None:
+                bases.append(py2_float(part.strip()))
+                schedules.append(Schedule("default", None, None, None, part.strip(), "cc2", False))
+                continue
+            named = dict(piece.split("=", 1) for piece in match.group(2).split(";"))
+            named = {key.strip().lower(): value.strip() for key, value in named.items()}
+            bases.append(py2_float(named.pop("base")))
+            kind = _CC2_KIND[match.group(1).lower()]
+            tgt = py2_float(named.pop("tgtfactor")) if kind != "default" else None
+            steps = py2_int(named.pop("numsteps")) if kind == "dexp" else None
+        except (ValueError, KeyError):
+            return None
+        if named:
+            return None
+        schedules.append(Schedule(kind, tgt, 0.0 if tgt is not None else None, steps, part.strip(), "cc2", False))
+    # One schedule per layer in 2012 (schedW): the first input's stands for all of them.
+    return tuple(bases), schedules[0]
+
+
 def _layer_params(section: MergedSection, strict: bool, findings: list[Finding]) -> LayerParams:
     reader = _Reader(section, strict, findings)
     values: dict[str, object] = {}
@@ -624,6 +657,22 @@ def _layer_params(section: MergedSection, strict: bool, findings: list[Finding])
     unknown: list[str] = []
     for entry in section.entries.values():
         name = _CANONICAL_KEY.get(entry.name)
+        if name in ("epsW", "epsB") and "[" in entry.value:
+            cc2 = _cc2_rates(entry.value)
+            if cc2 is not None:
+                bases, schedule = cc2
+                values[name] = bases if name == "epsW" else bases[0]
+                entries[name] = entry
+                sched_key = "schedW" if name == "epsW" else "schedB"
+                if sched_key not in section:
+                    values[sched_key] = schedule
+                    entries[sched_key] = entry
+                reader.report(Finding(entry.span, "error", "params.cc2-rate",
+                                      f"Layer '{section.name}': {name}={entry.value} is cuda-convnet2 (2014) "
+                                      f"syntax, which the 2012 parser refuses (a list of floats); read as "
+                                      f"{name}={','.join(_fmt_number(b) for b in bases)} with "
+                                      f"{sched_key}={schedule.canonical()}"), fatal=False)
+                continue
         if name is None:
             values[entry.key] = entry.value
             entries[entry.key] = entry
@@ -748,8 +797,9 @@ def check_against(params: ParamSet, layer_input_counts: Mapping[str, int],
             if any(lo > hi for lo, hi in zip(layer.wcNormMin, layer.wcNormMax)):
                 findings.append(Finding(layer.value_span("wcNormMin"), "error", "params.wcnorm-order",
                                         f"Layer '{layer.name}': wcNormMin must be <= wcNormMax."))
+    sections = set(params.names())  # `name in params` scans the layers
     for name, layer_type in layer_types.items():
-        if name not in params and _requires_params(layer_type, pool_kinds.get(name)):
+        if name not in sections and _requires_params(layer_type, pool_kinds.get(name)):
             findings.append(Finding(SourceSpan(params.path, 1), "error", "params.missing-section",
                                     f"Layer '{name}' of type '{layer_type}' requires extra parameters, "
                                     f"but none given in file '{params.path}'."))

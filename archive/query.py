@@ -94,8 +94,20 @@ def archive_stats(archive: Archive) -> dict:
                 "entries": entries, "by_kind": dict(kinds.most_common())},
         "findings": {"total": len(archive.findings), "by_severity": dict(severities.most_common()),
                      "by_rule": dict(rules.most_common())},
+        "machines": _machines_summary(archive),
         "load_ms": archive.load_seconds * 1000,
     }
+
+
+def _machines_summary(archive: Archive) -> dict | None:
+    """deviceQuery.txt: the GPUs of the machine it was run on, in one line."""
+    query = archive.machines.device_query if archive.machines else None
+    if query is None:
+        return None
+    return {"file": query.path, "driver": query.driver_version, "runtime": query.runtime_version,
+            "devices": [{"index": d.index, "name": d.name, "memory_bytes": d.global_memory_bytes,
+                         "cuda_cores": d.cuda_cores, "compute_capability": d.compute_capability}
+                        for d in query.devices]}
 
 
 def side_for(arg: str, load_archive: Callable[[], Archive]) -> Side:

@@ -340,6 +340,12 @@ def cmd_stats(args) -> int:
           f"{log['note_lines']} kept as notes ({log['typed_share']:.1%} typed)")
     print(f"  log entries           {log['entries']}  ({', '.join(f'{k} {v}' for k, v in log['by_kind'].items())})")
     print(f"  findings              {stats['findings']['total']}  ({', '.join(f'{k} {v}' for k, v in stats['findings']['by_severity'].items())})")
+    machines = stats["machines"]
+    if machines and machines["devices"]:
+        first = machines["devices"][0]
+        print(f"  machines ({machines['file']})  {len(machines['devices'])} × {first['name']}, "
+              f"{first['memory_bytes'] / 2**20:.0f} MiB, {first['cuda_cores']} CUDA cores, capability "
+              f"{first['compute_capability']}; CUDA driver/runtime {machines['driver']}/{machines['runtime']}")
     print(f"  loaded in             {stats['load_ms']:.1f} ms")
     return 0
 

@@ -7,7 +7,6 @@ from datetime import datetime
 
 import pytest
 
-from archive import load_archive
 from archive.catalog import experiment_id, normalize_id
 from archive.source import ArchiveError
 
@@ -86,6 +85,14 @@ def test_timeline_hosts_and_status_of_120(archive):
     assert e.parents == ("106",)
     final = e.final_result
     assert (final.cost, final.top1, final.top5, final.span.line) == (1.634692, 0.378533, 0.172360, 174)
+
+
+def test_copied_notes_of_other_experiments_are_not_its_own_runs(archive):
+    # layer-params-137-tree.cfg copies #137's whole log after a "137 notes:" heading.
+    e = archive.experiment("137-tree")
+    assert len(e.runs) > 1 and [r.index for r in e.own_runs] == [0]
+    assert e.start == datetime(2012, 9, 10, 22, 47, 57) and e.status == "killed" and e.last_epoch == 38
+    assert archive.experiment("135-2009-2012").start == datetime(2012, 9, 9, 15, 20, 47)
 
 
 def test_the_summer_of_2012_runs_from_june_2012_to_march_2013(archive):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from archive.cfgfile import (BLANK, COMMENT, CONTINUATION, ENTRY, INVALID, SECTION, encode_text, parse_cfg,
+from archive.cfgfile import (BLANK, COMMENT, CONTINUATION, ENTRY, SECTION, encode_text, parse_cfg,
                              read_cfg, read_text)
 from archive.source import ArchiveError
 
@@ -42,7 +42,7 @@ def test_repeated_sections_merge_with_later_keys_winning(archive_root):
     assert twice
     for name in twice:
         section = merged[name]
-        for key, entry in section.entries.items():
+        for entry in section.entries.values():
             assert entry.span.line >= section.spans[0].line
 
 

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import pytest
 
-from archive import load_archive
 from archive.cfgfile import parse_cfg
 from archive.compare import Side, diff_sides, unified
 from archive.layers import parse_layers

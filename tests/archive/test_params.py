@@ -23,7 +23,7 @@ def params_files(root: Path) -> list[Path]:
 
 
 @pytest.fixture(scope="module")
-def release(archive_root: Path) -> dict[str, ParamSet]:
+def param_sets(archive_root: Path) -> dict[str, ParamSet]:
     return {p.relative_to(archive_root).as_posix(): load_params(p, display_path=p.relative_to(archive_root).as_posix())
             for p in params_files(archive_root)}
 
@@ -80,9 +80,9 @@ def test_release_spelling_normalises(written):
         (schedule.kind, schedule.tgt_factor, schedule.noise_stdev, schedule.num_steps)
 
 
-def test_table_covers_every_spelling_in_the_release(release):
+def test_table_covers_every_spelling_in_the_release(param_sets):
     seen = set()
-    for params in release.values():
+    for params in param_sets.values():
         for layer in params:
             for key in ("schedW", "schedB", "sched"):
                 if key in layer.values:
@@ -177,28 +177,28 @@ def test_rate_of_a_bare_schedule_is_an_archive_error():
 
 # ---- the release -------------------------------------------------------------
 
-def test_every_params_file_parses(release):
-    assert len(release) == 107
-    assert sum(len(p.layers) for p in release.values()) == 3025  # 3055 blocks, 30 of them repeats
-    for params in release.values():
+def test_every_params_file_parses(param_sets):
+    assert len(param_sets) == 107
+    assert sum(len(p.layers) for p in param_sets.values()) == 3025  # 3055 blocks, 30 of them repeats
+    for params in param_sets.values():
         assert params.to_json()["path"] == params.path
 
 
-def test_repeated_sections(release):
+def test_repeated_sections(param_sets):
     repeated = {path: sorted(layer.name for layer in params if len(layer.spans) > 1)
-                for path, params in release.items() if any(len(layer.spans) > 1 for layer in params)}
+                for path, params in param_sets.items() if any(len(layer.spans) > 1 for layer in params)}
     assert set(repeated) == {"layers/layer-params-154.cfg", "layers/layer-params-170-quant.cfg"}
     assert len(repeated["layers/layer-params-154.cfg"]) == 26  # the whole file written twice
     assert repeated["layers/layer-params-170-quant.cfg"] == ["hs1a", "hs1b", "hs2a", "hs2b"]
-    hs = release["layers/layer-params-170-quant.cfg"]["hs1a"]
+    hs = param_sets["layers/layer-params-170-quant.cfg"]["hs1a"]
     assert [s.line for s in hs.spans] == [155, 211]
     assert (hs.enable, hs.quantF, hs.quantB) == (True, "half", "half")  # merged over both blocks
     assert hs.value_span("quantf").line == 212
 
 
-def test_files_per_schedule_kind(release):
+def test_files_per_schedule_kind(param_sets):
     read_keys, old_key = Counter(), Counter()
-    for params in release.values():
+    for params in param_sets.values():
         kinds = {layer.values[k].kind for layer in params for k in ("schedW", "schedB") if k in layer.values}
         read_keys.update(kinds)
         old_key.update({layer.sched.kind for layer in params if layer.sched})
@@ -207,28 +207,28 @@ def test_files_per_schedule_kind(release):
     assert old_key == {"exp": 5, "dexp": 3, "linear": 1, "jdexp": 1}
 
 
-def test_sched_key_is_typed_and_reported_ignored(release):
-    params = release["layers/layer-params-153.cfg"]
+def test_sched_key_is_typed_and_reported_ignored(param_sets):
+    params = param_sets["layers/layer-params-153.cfg"]
     conv = params["conv1a"]
     assert conv.sched.canonical() == "linear[tgtFactor=1000,noiseStdev=0]"
     assert conv.schedW is None and "sched" in conv.unknown_keys
     ignored = [f for f in params.findings if f.rule == "params.ignored-key"]
     assert ignored and all(f.severity == "info" for f in ignored)
-    files = {path for path, p in release.items() if any(layer.sched for layer in p)}
+    files = {path for path, p in param_sets.items() if any(layer.sched for layer in p)}
     assert files == {f"layers/layer-params-{n}.cfg" for n in (153, 154, 155, 156, 157, 158, 160, 161, 162, 163)}
 
 
-def test_rejected_schedules_are_error_findings(release):
-    params = release["layers-cifar/layer-params-18pct-noisylr.cfg"]
+def test_rejected_schedules_are_error_findings(param_sets):
+    params = param_sets["layers-cifar/layer-params-18pct-noisylr.cfg"]
     rejected = [f for f in params.findings if f.rule == "params.schedule-rejected-2012"]
     assert len(rejected) == 4 and all(f.severity == "error" for f in rejected)
     assert "unable to parse learning rate schedule schedW=linear[1,1]" in rejected[0].message
-    total = sum(1 for p in release.values() for f in p.findings if f.rule == "params.schedule-rejected-2012")
+    total = sum(1 for p in param_sets.values() for f in p.findings if f.rule == "params.schedule-rejected-2012")
     assert total == 429  # every positional schedW/schedB line, counted with grep
 
 
-def test_typed_values_of_120(release):
-    params = release["layers/layer-params-120.cfg"]
+def test_typed_values_of_120(param_sets):
+    params = param_sets["layers/layer-params-120.cfg"]
     assert params.names()[:3] == ("conv1a", "conv1b", "conv2a")
     conv = params["conv1a"]
     assert conv.span.line == 1 and conv.value_span("epsW").line == 2 and conv.value_span("EPSW").line == 2
@@ -243,12 +243,12 @@ def test_typed_values_of_120(release):
     assert [f.rule for f in params.findings] == []
 
 
-def test_check_against_a_layer_graph(archive_root: Path, release):
+def test_check_against_a_layer_graph(archive_root: Path, param_sets):
     from archive.cfgfile import read_cfg
     layers = read_cfg(archive_root / "layers/layers-120.cfg", "layers/layers-120.cfg").merged()
     counts = {n: len((s.get("inputs") or "").split(",")) if s.get("inputs") else 0 for n, s in layers.items()}
     types = {n: s.get("type") for n, s in layers.items()}
-    params = release["layers/layer-params-120.cfg"]
+    params = param_sets["layers/layer-params-120.cfg"]
     assert check_against(params, counts, types) == []
     # Drop a section and shorten a list: the release's objections come back.
     cut = parse("[conv1a]\nepsW=0.1,0.2\nepsB=0\nmomW=0.9\nmomB=0.9\nminDiv=2\n[ghost]\ncoeff=1\n")
@@ -324,3 +324,22 @@ def test_arbitrary_text_raises_only_archive_error(text):
             parse(text, strict=strict).to_json()
         except ArchiveError:
             pass
+
+
+def test_cuda_convnet2_rates_with_schedules_inside_are_read():
+    # cuda-convnet2 (2014) folds the schedule into the rate: written here in our own words.
+    text = ("[conv1]\nepsW=dexp[base=0.01;tgtFactor=250;numSteps=4],0.02\nepsB=dexp[base=0.02;tgtFactor=10;numSteps=2]\n"
+            "momW=0.9,0.9\nmomB=0.9\nwc=0.0005,0.0005\nupdatePeriod=1\n")
+    params = parse(text)
+    conv1 = params["conv1"]
+    assert [i.epsW for i in conv1.inputs] == [0.01, 0.02] and conv1.epsB == 0.02
+    assert conv1.schedW.canonical() == "dexp[tgtFactor=250,noiseStdev=0,numSteps=4]"
+    assert conv1.schedB.canonical() == "dexp[tgtFactor=10,noiseStdev=0,numSteps=2]"
+    rules = {(f.rule, f.span.line) for f in params.findings}
+    assert ("params.cc2-rate", 2) in rules and ("params.cc2-rate", 3) in rules
+    assert "updatePeriod" in conv1.unknown_keys      # kept, reported, never dropped
+    assert conv1.values["updatePeriod"] == "1"
+    # Garbage inside brackets is still a bad value with its line.
+    with pytest.raises(ArchiveError) as error:
+        parse("[c]\nepsW=dexp[base=x;tgtFactor=1;numSteps=2]\n", strict=True)
+    assert str(error.value).startswith("t.cfg:2: ")

@@ -31,10 +31,13 @@ def test_arbitrary_text_raises_only_archive_errors(text):
     cfg = parse_cfg(text, "fuzz.cfg")
     assert cfg.render() == text
     for strict in (False, True):
-        for parse in (lambda c: parse_layers(c, {0: 3 * 32 * 32, 1: 1}, strict=strict),
-                      lambda c: parse_params(c, strict=strict)):
+        for parse in (parse_layers, parse_params):
+            kwargs = {"strict": strict}
             try:
-                parse(cfg)
+                if parse is parse_layers:
+                    parse(cfg, {0: 3 * 32 * 32, 1: 1}, **kwargs)
+                else:
+                    parse(cfg, **kwargs)
             except ArchiveError as error:
                 assert str(error).startswith("fuzz.cfg:")
     logbook = parse_logbook(cfg)
