@@ -56,9 +56,12 @@ class Dataset:
     classes: int | None
     rule: str
     span: SourceSpan | None
+    subset: str | None = None  # the log's words for a part of it: "1-8800", "10k", "20k", "half"
 
     def label(self) -> str:
         parts = [self.version or self.family or "unknown"]
+        if self.subset:
+            parts.append(self.subset)
         if self.full is True:
             parts.append("full")
         elif self.full is False and self.version == "ILSVRC-2012":
@@ -69,7 +72,7 @@ class Dataset:
 
     def to_json(self) -> dict:
         return {"family": self.family, "version": self.version, "full": self.full, "jpeg": self.jpeg,
-                "classes": self.classes, "label": self.label(), "rule": self.rule,
+                "subset": self.subset, "classes": self.classes, "label": self.label(), "rule": self.rule,
                 "line": _span_json(self.span)}
 
 
@@ -432,7 +435,7 @@ def _dataset(eid: str, logbook: Logbook, graph: LayerGraph | None, family_hint: 
     size of the classifier (10184 classes: the Fall 2009 release)."""
     family, classes = _classifier(graph)
     family = family or family_hint
-    version, full, jpeg, rule, span = None, None, None, "network's cost layer", None
+    version, full, jpeg, subset, rule, span = None, None, None, None, "network's cost layer", None
     if eid.startswith("flickr"):
         family = "Flickr"
     stated, stated_span = _stated_dataset(logbook)
@@ -442,6 +445,8 @@ def _dataset(eid: str, logbook: Logbook, graph: LayerGraph | None, family_hint: 
         full = stated.full
         if stated.subset == "jpeg":
             jpeg = True
+        else:
+            subset = stated.subset
         if stated.name in ("Flickr", "CIFAR-10"):
             family = stated.name
         elif stated.name.startswith(("ILSVRC", "ImageNet")):
@@ -452,11 +457,19 @@ def _dataset(eid: str, logbook: Logbook, graph: LayerGraph | None, family_hint: 
             version = _version_for_year(match.group(1))
             full = True if match.group(2) else full
             rule = "file name"
-    if "jpeg" in eid:
-        jpeg = True
+    if "jpeg" in eid or _says_jpeg(logbook):
+        jpeg = True  # "also train on jpegs" (layer-params-120.cfg), "-jpeg" in the name
     if version is None and family == "ImageNet" and classes == 10184:
         version, rule = "ImageNet Fall 2009", "class count (10184 classes)"
-    return Dataset(family, version, full, jpeg, classes, rule, span)
+    return Dataset(family, version, full, jpeg, classes, rule, span, subset)
+
+
+def _says_jpeg(logbook: Logbook) -> bool:
+    """Whether the first run's lineage sentence says it was trained on JPEG batches."""
+    if not logbook.runs:
+        return False
+    return any(logbook.entries[i].kind == "lineage" and "jpeg" in logbook.entries[i].text.lower()
+               for i in logbook.runs[0].entries)
 
 
 # Classes of each data set, as the release's own classifiers have them (fc1000 for the

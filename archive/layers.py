@@ -27,6 +27,7 @@ import heapq
 import math
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Iterator, Mapping
 
@@ -132,26 +133,17 @@ def convert(value: str, kind: str) -> object:
     raise AssertionError(kind)
 
 
-# convert() by (text, kind): the release's 2,600 layers hold a few hundred distinct values.
-# Results are immutable (numbers, strings, tuples); _BAD marks a ValueError.
-_CONVERTED: dict[tuple[str, str], object] = {}
-_CONVERTED_MAX = 8192
 _BAD = object()
 
 
+# The release's 2,600 layers hold a few hundred distinct values; results are immutable.
+@lru_cache(maxsize=8192)
 def _convert_memo(value: str, kind: str) -> object:
-    """convert(), remembered; returns _BAD where convert raises ValueError."""
-    key = (value, kind)
-    result = _CONVERTED.get(key)
-    if result is None:
-        try:
-            result = convert(value, kind)
-        except ValueError:
-            result = _BAD
-        if len(_CONVERTED) >= _CONVERTED_MAX:
-            _CONVERTED.clear()
-        _CONVERTED[key] = result
-    return result
+    """convert(), remembered; _BAD where convert raises ValueError."""
+    try:
+        return convert(value, kind)
+    except ValueError:
+        return _BAD
 
 
 def _infer(value: str) -> object:
@@ -371,9 +363,7 @@ class _Layer:
                     self.error("layer.missing-key", f"required parameter '{key}' missing")
                 return None
             return default
-        value = _CONVERTED.get((entry.value, kind))
-        if value is None:
-            value = _convert_memo(entry.value, kind)
+        value = _convert_memo(entry.value, kind)
         if value is _BAD:
             self.settings[key] = entry.value
             if not quiet:

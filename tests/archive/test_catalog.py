@@ -127,7 +127,9 @@ def test_lineage_is_symmetric(archive):
     ("170-4gpu", "ImageNet Fall 2009", "class count (10184 classes)"),  # four fc heads of 2546
     ("flickr-102", "Flickr", "log comment"),
     ("cifar-18pct-noisylr", "CIFAR-10", "network's cost layer"),
-    ("120", "ImageNet", "network's cost layer"),         # the log does not say which year
+    ("120", "ImageNet JPEG", "network's cost layer"),    # "also train on jpegs"; no year said
+    ("146-2011", "ImageNet Fall 2011 20k", "log comment"),  # "trained on 2011-20k"
+    ("141-2009-half", "ImageNet Fall 2009 half", "log comment"),
 ])
 def test_data_sets_as_far_as_the_files_tell(archive, eid, label, rule):
     dataset = archive.experiment(eid).dataset
