@@ -547,6 +547,14 @@ def _load_archive(root: Path | str) -> Archive:
                                        num_classes=num_classes)
         return graphs[key]
 
+    def findings_of(cfg: CfgFile, params: ParamSet, graph: LayerGraph | None) -> tuple[Finding, ...]:
+        found = list(cfg.problems) + list(params.findings)
+        if graph is not None:
+            found += graph.findings
+            found += check_against(params, {l.name: len(l.inputs) for l in graph.layers},
+                                   {l.name: l.type for l in graph.layers})
+        return _sorted_findings(found)
+
     for relative in params_files:
         cfg = cfgs[relative]
         eid = experiment_id(relative)
@@ -554,7 +562,6 @@ def _load_archive(root: Path | str) -> Archive:
         params = parse_params(cfg)
         logbook = parse_logbook(cfg)
         layers_file, pairing, pairing_span = _pair(relative, logbook, layer_files)
-        findings = list(cfg.problems) + list(params.findings)
         graph = None
         probe = InputShape(224, 3, "")
         if layers_file:
@@ -564,40 +571,33 @@ def _load_archive(root: Path | str) -> Archive:
             shape = _input_shape(folder, layers_file, family or _family_hint(folder))
             if shape.size != probe.size:
                 graph = graph_for(layers_file, shape)
-            findings += graph.findings
-            findings += check_against(params, {l.name: len(l.inputs) for l in graph.layers},
-                                      {l.name: l.type for l in graph.layers})
+            if any(layer.type == "treefc" for layer in graph.layers):
+                tree_nets.append(eid)
         else:
             shape = _input_shape(folder, None, _family_hint(folder))
             unpaired_params[relative] = _unpaired_reason(logbook)
-        dataset = _dataset(eid, logbook, graph, _family_hint(folder))
-        if graph is not None and layers_file and any(layer.type == "treefc" for layer in graph.layers):
-            # treefc's width is the data provider's class count (layer.py: TreeFCLayerParser).
-            classes = CLASSES_OF_VERSION.get(dataset.version or "")
-            if classes:
-                graph = graph_for(layers_file, shape, classes)
-                dataset = replace(dataset, classes=classes)
-            else:
-                tree_nets.append(eid)
-        parents = _parents(logbook)
         number = _LEADING_NUMBER.match(eid.split("-", 1)[-1] if eid.startswith(("cifar-", "example-")) else eid)
         experiments[eid] = Experiment(
             id=eid, number=int(number.group(1)) if number else None, params_file=relative,
             layers_file=layers_file, pairing=pairing, pairing_span=pairing_span, params=params,
-            layers=graph, logbook=logbook, dataset=dataset, input=shape, parents=parents,
-            findings=_sorted_findings(findings))
+            layers=graph, logbook=logbook, dataset=_dataset(eid, logbook, graph, _family_hint(folder)),
+            input=shape, parents=_parents(logbook), findings=findings_of(cfg, params, graph))
 
-    # A tree net whose log names no data set was trained like its parent
+    # treefc's width is the data provider's class count (layer.py: TreeFCLayerParser), which
+    # follows from the data set; a tree net whose log names none was trained like its parent
     # (layer-params-137-tree.cfg: "this is like 137, but with treefc").
     for eid in tree_nets:
         e = experiments[eid]
+        dataset = e.dataset
         parent = experiments.get(e.parents[0]) if e.parents else None
-        classes = CLASSES_OF_VERSION.get(parent.dataset.version or "") if parent else None
-        if classes and e.layers_file:
+        if dataset.version is None and parent is not None and parent.dataset.version:
+            dataset = replace(dataset, version=parent.dataset.version, rule=f"like its parent #{parent.id}",
+                              span=parent.dataset.span)
+        classes = CLASSES_OF_VERSION.get(dataset.version or "")
+        if classes:
             graph = graph_for(e.layers_file, e.input, classes)
-            dataset = replace(e.dataset, version=parent.dataset.version, classes=classes,
-                              rule=f"like its parent #{parent.id}", span=parent.dataset.span)
-            experiments[eid] = replace(e, layers=graph, dataset=dataset)
+            experiments[eid] = replace(e, layers=graph, dataset=replace(dataset, classes=classes),
+                                       findings=findings_of(cfgs[e.params_file], e.params, graph))
 
     # Children: the inverse of "this is like #N".
     children: dict[str, list[str]] = {}
@@ -608,10 +608,12 @@ def _load_archive(root: Path | str) -> Archive:
         if eid in experiments:
             experiments[eid] = replace(experiments[eid], children=tuple(sorted(kids, key=_id_order)))
 
-    # Layer files no experiment uses are still parsed and kept.
+    # Each layer file as its (first) experiment reads it; files no experiment uses are still
+    # parsed and kept.
     layer_graphs: dict[str, LayerGraph] = {}
-    for (path, _size, _classes), graph in graphs.items():
-        layer_graphs.setdefault(path, graph)
+    for experiment in experiments.values():
+        if experiment.layers is not None:
+            layer_graphs.setdefault(experiment.layers_file, experiment.layers)
     # A layer file no experiment is paired with may still be named by one of their runs
     # (layer-params-141-2009.cfg: "using def file layers-141-2009-2010.cfg").
     named_by_runs: dict[str, SourceSpan] = {}
