@@ -244,6 +244,12 @@ class LayerDef:
         line = self.setting_lines.get(key)
         return SourceSpan(self.span.path, line) if line is not None else None
 
+    def shape_text(self) -> str:
+        """The output as people write it: "55×55×48" for an image, else the value count, "" if unknown."""
+        if self.img_size and self.channels:
+            return f"{self.img_size}×{self.img_size}×{self.channels}"
+        return "" if self.outputs is None else str(self.outputs)
+
     @property
     def is_cost(self) -> bool:
         return self.type.startswith("cost.")

@@ -123,8 +123,8 @@ def verify_release(root: Path, *, data_only: bool = False, against: Manifest | N
 class ProgressBar:
     """A one-line progress bar with rate and ETA on a terminal (plain lines otherwise)."""
 
-    def __init__(self, total: int | None, label: str, stream: TextIO = sys.stderr):
-        self.total, self.label, self.stream = total, label, stream
+    def __init__(self, total: int | None, label: str, stream: TextIO = sys.stderr, unit: str = "MB"):
+        self.total, self.label, self.stream, self.unit = total, label, stream, unit
         self.done = 0
         self.started = time.monotonic()
         self.last_draw = 0.0
@@ -140,14 +140,17 @@ class ProgressBar:
         self.last_draw = now
         elapsed = max(now - self.started, 1e-9)
         rate = self.done / elapsed
+        # Bytes are shown in MB; any other unit ("pages") as plain counts.
+        scale, digits = (1e6, 2) if self.unit == "MB" else (1, 0)
+        done, per_s = self.done / scale, rate / scale
         if self.total:
             frac = min(self.done / self.total, 1.0)
             bar = "#" * int(frac * 30)
             eta = (self.total - self.done) / rate if rate > 0 else float("inf")
-            text = (f"{self.label} [{bar:<30}] {frac:6.1%} {self.done / 1e6:.2f}/{self.total / 1e6:.2f} MB "
-                    f"{rate / 1e6:.2f} MB/s ETA {eta:4.0f}s")
+            text = (f"{self.label} [{bar:<30}] {frac:6.1%} {done:.{digits}f}/{self.total / scale:.{digits}f} "
+                    f"{self.unit} {per_s:.2f} {self.unit}/s ETA {eta:4.0f}s")
         else:
-            text = f"{self.label} {self.done / 1e6:.2f} MB {rate / 1e6:.2f} MB/s"
+            text = f"{self.label} {done:.{digits}f} {self.unit} {per_s:.2f} {self.unit}/s"
         if self.tty:
             self.stream.write("\r" + text + ("\n" if final else ""))
             self.stream.flush()

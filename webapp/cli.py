@@ -79,6 +79,17 @@ def build_parser() -> argparse.ArgumentParser:
                   json_flag=False)
     sub.add_argument("--dest", metavar="DIR", help="where to put it (default: the per-user cache)")
     sub.add_argument("--url", help="download from here instead (a mirror, or a file:// tarball)")
+
+    sub = command("serve", cmd_serve, "the museum web site on this archive", json_flag=False)
+    sub.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    sub.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks a free one)")
+    sub.add_argument("--db", metavar="PATH", help="the annotations database (SQLite file)")
+    sub.add_argument("--workers", type=int, default=1, help="worker processes (each parses the archive once)")
+    sub.add_argument("--root-path", default="", help="the URL prefix when served behind a proxy")
+
+    sub = command("export-site", cmd_export_site, "write the whole exhibit as static files (opens from disk)",
+                  json_flag=False)
+    sub.add_argument("dest", metavar="DIR", help="the folder to write (created if missing)")
     return parser
 
 
@@ -106,12 +117,6 @@ def _table(rows: list[list[str]], header: list[str]) -> str:
 
 def _pct(value) -> str:
     return "" if value is None else f"{100 * value:.2f}%"
-
-
-def _shape(layer) -> str:
-    if layer.img_size and layer.channels:
-        return f"{layer.img_size}×{layer.img_size}×{layer.channels}"
-    return "" if layer.outputs is None else str(layer.outputs)
 
 
 # --- commands --------------------------------------------------------------------
@@ -161,7 +166,7 @@ def cmd_show(args) -> int:
     out += [f"  {k.ljust(width)}  {v}" for k, v in facts]
     if e.layers is not None:
         out += ["", "layers"]
-        rows = [[l.name, l.type, "" if l.gpu is None else str(l.gpu), ",".join(l.inputs), _shape(l),
+        rows = [[l.name, l.type, "" if l.gpu is None else str(l.gpu), ",".join(l.inputs), l.shape_text(),
                  "" if l.outputs is None else str(l.outputs), "" if l.params is None else f"{l.params:,}",
                  l.neuron or ""] for l in e.layers.layers]
         out.append(_indent(_table(rows, ["name", "type", "gpu", "inputs", "shape", "outputs", "params", "neuron"])))
@@ -363,6 +368,65 @@ def cmd_fetch(args) -> int:
         print(f"({len(report.extra)} files not in the manifest were kept)")
     if not args.dest:
         print("commands now find it without --archive")
+    return 0
+
+
+def _settings(args):
+    from pathlib import Path
+
+    from archive.locate import resolve_archive_path
+
+    from .settings import Settings
+
+    return Settings(archive=resolve_archive_path(args.archive), db=Path(args.db) if getattr(args, "db", None) else None,
+                    root_path=getattr(args, "root_path", "") or "")
+
+
+def cmd_serve(args) -> int:
+    import socket
+
+    import uvicorn
+
+    settings = _settings(args)
+    sock = socket.socket(socket.AF_INET6 if ":" in args.host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((args.host, args.port))
+    except OSError as error:
+        print(f"alexnet-archive: cannot listen on {args.host}:{args.port}: {error.strerror}", file=sys.stderr)
+        return 2
+    port = sock.getsockname()[1]
+    shown = f"[{args.host}]" if ":" in args.host else args.host
+    if args.workers > 1:
+        # Worker processes import the app factory and read the settings from the environment;
+        # they share the socket bound above (uvicorn's `fd`), so the printed port is theirs.
+        os.environ.update(settings.to_env())
+        print(f"The exhibit is open at http://{shown}:{port}{settings.root_path}/  "
+              f"(archive: {settings.archive}; {args.workers} workers; Ctrl-C to close)", flush=True)
+        uvicorn.run("webapp.app:app_from_env", factory=True, fd=sock.fileno(), workers=args.workers,
+                    log_level="warning", proxy_headers=True)
+        return 0
+    from .app import create_app
+    from .site import Site
+
+    site = Site.load(settings)  # parse before announcing the URL, so the first visitor does not wait
+    config = uvicorn.Config(create_app(settings, site), log_level="warning", proxy_headers=True)
+    print(f"The exhibit is open at http://{shown}:{port}{settings.root_path}/  "
+          f"(archive: {settings.archive}; Ctrl-C to close)", flush=True)
+    uvicorn.Server(config).run(sockets=[sock])
+    return 0
+
+
+def cmd_export_site(args) -> int:
+    from pathlib import Path
+
+    from .export import export_site
+    from .site import Site
+
+    site = Site.load(_settings(args))
+    report = export_site(site, Path(args.dest))
+    print(f"wrote {report.files} files ({report.bytes / 1e6:.1f} MB of pages) to {report.directory}; "
+          f"open {report.directory / 'index.html'}")
     return 0
 
 

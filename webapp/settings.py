@@ -1,0 +1,31 @@
+"""What the site is built from: the archive checkout and the annotations database."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+ARCHIVE_ENV = "ALEXNET_ARCHIVE"
+DB_ENV = "ALEXNET_ARCHIVE_DB"
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    archive: Path
+    db: Path | None = None  # the annotations SQLite file (the annotations issue reads it)
+    root_path: str = ""     # where the site is mounted behind a proxy ("" = the server's root)
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        """Settings for a worker process started by uvicorn (`serve --workers N` passes them this way)."""
+        from archive.locate import resolve_archive_path
+
+        db = os.environ.get(DB_ENV)
+        return cls(archive=resolve_archive_path(None), db=Path(db) if db else None,
+                   root_path=os.environ.get("ALEXNET_ARCHIVE_ROOT_PATH", ""))
+
+    def to_env(self) -> dict[str, str]:
+        env = {ARCHIVE_ENV: str(self.archive), "ALEXNET_ARCHIVE_ROOT_PATH": self.root_path}
+        if self.db is not None:
+            env[DB_ENV] = str(self.db)
+        return env

@@ -1,0 +1,83 @@
+"""The exhibit's state: the archive, parsed once at start-up, and what every page shares.
+
+Nothing here changes while the server runs (the archive is immutable), so derived
+things are computed on first use and kept.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from functools import cached_property
+from pathlib import Path
+
+from archive.catalog import Archive, load_archive
+
+from .settings import Settings
+
+
+@dataclass
+class Site:
+    settings: Settings
+    archive: Archive
+    # The checkout's files a visitor may read (relative POSIX paths), and the newest mtime among them.
+    readable_files: dict[str, Path] = field(default_factory=dict)
+    last_modified: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+
+    @classmethod
+    def load(cls, settings: Settings) -> Site:
+        archive = load_archive(settings.archive)
+        files = checkout_files(Path(archive.root))
+        newest = max((p.stat().st_mtime for p in files.values()), default=0.0)
+        return cls(settings, archive, files, datetime.fromtimestamp(int(newest), timezone.utc))
+
+    @cached_property
+    def version(self) -> str:
+        """A short fingerprint of the archive's bytes: part of every ETag."""
+        digest = hashlib.sha256()
+        for name in sorted(self.archive.cfg):
+            digest.update(name.encode())
+            digest.update(self.archive.cfg[name].render().encode())
+        return digest.hexdigest()[:16]
+
+    @cached_property
+    def hosts(self) -> list[str]:
+        return sorted({h for e in self.archive.experiments.values() for h in e.hosts})
+
+    @cached_property
+    def statuses(self) -> list[str]:
+        return sorted({e.status for e in self.archive.experiments.values() if e.status})
+
+    @cached_property
+    def dataset_labels(self) -> list[str]:
+        return sorted({e.dataset.label() for e in self.archive.experiments.values()})
+
+    @cached_property
+    def experiment_for_file(self) -> dict[str, str]:
+        """Release path -> the experiment whose params or layers file it is (first one wins)."""
+        owners: dict[str, str] = {}
+        for e in self.archive.sorted_experiments():
+            owners.setdefault(e.params_file, e.id)
+            if e.layers_file:
+                owners.setdefault(e.layers_file, e.id)
+        return owners
+
+
+# Folders a checkout may have that are not part of the exhibit.
+_SKIPPED_DIRS = {".git", "__pycache__", ".hg", ".svn", "node_modules"}
+
+
+def checkout_files(root: Path) -> dict[str, Path]:
+    """Every regular file under the checkout, by relative POSIX path. Symbolic links are left
+    out (they could point outside the root), and so are version-control folders."""
+    found: dict[str, Path] = {}
+    root = root.resolve()
+    for folder, dirs, names in os.walk(root):
+        dirs[:] = sorted(d for d in dirs if d not in _SKIPPED_DIRS and not (Path(folder) / d).is_symlink())
+        for name in sorted(names):
+            path = Path(folder) / name
+            if path.is_symlink() or not path.is_file():
+                continue
+            found[path.relative_to(root).as_posix()] = path
+    return found
