@@ -124,6 +124,8 @@ class Experiment:
     parents: tuple[str, ...]
     children: tuple[str, ...] = ()
     findings: tuple[Finding, ...] = ()
+    # Runs whose log is a copy of another experiment's run: (run index, the experiment that ran it).
+    copied_runs: tuple[tuple[int, str], ...] = ()
 
     # Derived views of the log -------------------------------------------------
     @property
@@ -141,7 +143,8 @@ class Experiment:
                 copied_from = run.experiment
             if copied_from is None or copied_from == self.id:
                 own.append(run)
-        return own or list(self.logbook.runs)
+        copies = {index for index, _ in self.copied_runs}
+        return [run for run in own or self.logbook.runs if run.index not in copies]
 
     @property
     def hosts(self) -> tuple[str, ...]:
@@ -223,6 +226,7 @@ class Experiment:
         data = self.summary_json()
         data.update({
             "pairing": {"rule": self.pairing, "line": _span_json(self.pairing_span)},
+            "copied_runs": [{"run": index, "from": owner} for index, owner in self.copied_runs],
             "dataset": self.dataset.to_json(),
             "input": self.input.to_json(),
             "runs": [run.to_json() for run in self.logbook.runs],
@@ -608,6 +612,23 @@ def _load_archive(root: Path | str) -> Archive:
         if eid in experiments:
             experiments[eid] = replace(experiments[eid], children=tuple(sorted(kids, key=_id_order)))
 
+    # Copied runs: the same run directory logged in two files. The run belongs to the experiment
+    # whose id the other's extends (145 / 145-2010, 147 / 147.save, 120-4gpu / 120-4gpu-auto2):
+    # the longer name is a variant or a backup that copied its notes.
+    loggers: dict[str, list[tuple[str, int]]] = {}
+    for experiment in experiments.values():
+        for run in experiment.own_runs:
+            if run.run_dirs:
+                loggers.setdefault(_run_dir_name(run.run_dirs[0]), []).append((experiment.id, run.index))
+    copies: dict[str, list[tuple[int, str]]] = {}
+    for logged in loggers.values():
+        for eid, index in logged:
+            owners = [other for other, _ in logged if other != eid and _extends(eid, other)]
+            if owners:
+                copies.setdefault(eid, []).append((index, min(owners, key=len)))
+    for eid, copied in copies.items():
+        experiments[eid] = replace(experiments[eid], copied_runs=tuple(sorted(copied)))
+
     # Each layer file as its (first) experiment reads it; files no experiment uses are still
     # parsed and kept.
     layer_graphs: dict[str, LayerGraph] = {}
@@ -646,6 +667,17 @@ def _sorted_findings(findings: list[Finding]) -> tuple[Finding, ...]:
     # Duplicates dropped keeping the first (dict, not set: a set's order follows string hashes,
     # which change from run to run, and ties of path, line and rule kept that order).
     return tuple(sorted(dict.fromkeys(findings), key=lambda f: (f.span.path, f.span.line, f.rule)))
+
+
+def _run_dir_name(path: str) -> str:
+    """"/nobackup/kriz/tmp/ConvNet__2012-07-22_04.40.34/" -> "ConvNet__2012-07-22_04.40.34": the
+    same run seen from another machine's mount keeps its name."""
+    return path.rstrip("/").rsplit("/", 1)[-1]
+
+
+def _extends(eid: str, other: str) -> bool:
+    """"145-2010" extends "145"; "147.save" extends "147"."""
+    return len(eid) > len(other) and eid.startswith(other) and eid[len(other)] in "-._"
 
 
 def _id_order(eid: str):

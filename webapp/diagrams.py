@@ -682,10 +682,9 @@ def timeline_runs(archive, hours_per_epoch: float = HOURS_PER_EPOCH) -> list[Tim
     epoch gets a short fixed bar (12 h); both are marked as estimates.
 
     Logs copy each other: "#135-2009" repeats #135's run, "120-4gpu-auto2..6" and
-    "147.save" repeat their originals. One training process wrote one run directory
-    (ConvNet__<start time>…), so runs naming the same first directory are drawn once,
-    for the copy with the most epochs (ties: the first experiment in catalogue order);
-    the others are listed in `also_logged_in`. See `timeline_count` for the tally."""
+    "147.save" repeat their originals. The catalogue gives such a run to the original
+    (`Experiment.copied_runs`), so each training process is one bar; the experiments that
+    logged it again are listed in `also_logged_in`. See `timeline_count` for the tally."""
     return _timeline(archive, hours_per_epoch)[0]
 
 
@@ -695,8 +694,18 @@ def timeline_count(archive) -> TimelineCount:
 
 
 def _timeline(archive, hours_per_epoch: float) -> tuple[list[TimelineRun], TimelineCount]:
-    total = no_start = no_host = not_started = copies = 0
-    candidates: list[tuple[str, TimelineRun]] = []
+    # Copies of a run (archive.catalog: the same run directory logged again by a variant or a
+    # backup, `Experiment.copied_runs`) are not in own_runs; they are named on the original's bar.
+    logged_again: dict[tuple[str, str], list[str]] = {}
+    copies = 0
+    for experiment in archive.sorted_experiments():
+        for index, owner in experiment.copied_runs:
+            copies += 1
+            dirs = experiment.logbook.runs[index].run_dirs
+            if dirs:
+                logged_again.setdefault((owner, _dir_name(dirs[0])), []).append(experiment.id)
+    total, no_start, no_host, not_started = copies, 0, 0, 0
+    shown: list[TimelineRun] = []
     for experiment in archive.sorted_experiments():
         results = experiment.results
         for run in experiment.own_runs:
@@ -716,31 +725,16 @@ def _timeline(archive, hours_per_epoch: float) -> tuple[list[TimelineRun], Timel
                 end = run.start + timedelta(hours=run.last_epoch * hours_per_epoch)
             else:
                 end = run.start + UNDATED_EPOCHS_BAR
-            moved = tuple(h for h in run.hosts[1:])
-            key = (run.run_dirs[0].rstrip("/") if run.run_dirs else f"{experiment.id}\0{run.index}")
-            candidates.append((key, TimelineRun(experiment.id, run.index, run.host, run.start, end, True,
-                                                _outcome(run.status, bool(own)), top5, run.label or "",
-                                                run.last_epoch, run.status, moved)))
-    chosen: dict[str, TimelineRun] = {}
-    others: dict[str, list[str]] = {}
-    for key, item in candidates:
-        best = chosen.get(key)
-        if best is None:
-            chosen[key] = item
-            continue
-        copies += 1
-        if (item.last_epoch or 0) > (best.last_epoch or 0):
-            others.setdefault(key, []).append(best.experiment_id)
-            chosen[key] = item
-        else:
-            others.setdefault(key, []).append(item.experiment_id)
-    shown: list[TimelineRun] = []
-    for key, item in chosen.items():
-        also = tuple(e for e in dict.fromkeys(others.get(key, [])) if e != item.experiment_id)
-        shown.append(TimelineRun(**{**{f: getattr(item, f) for f in TimelineRun.__slots__},
-                                    "also_logged_in": also}))
+            also = tuple(logged_again.get((experiment.id, _dir_name(run.run_dirs[0])), ())) if run.run_dirs else ()
+            shown.append(TimelineRun(experiment.id, run.index, run.host, run.start, end, True,
+                                     _outcome(run.status, bool(own)), top5, run.label or "",
+                                     run.last_epoch, run.status, tuple(run.hosts[1:]), also))
     shown.sort(key=lambda r: (r.start, _id_sort_key(r.experiment_id), r.run_index))
     return shown, TimelineCount(total, len(shown), no_start, no_host, not_started, copies)
+
+
+def _dir_name(path: str) -> str:
+    return path.rstrip("/").rsplit("/", 1)[-1]
 
 
 PX_PER_DAY = 5.0

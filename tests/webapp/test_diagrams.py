@@ -236,7 +236,7 @@ def _flatten(tree: dict) -> set[str]:
 def test_timeline_runs_cover_the_archive(release):
     runs = timeline_runs(release)
     count = timeline_count(release)
-    assert count.runs == sum(len(e.own_runs) for e in release.experiments.values())
+    assert count.runs == sum(len(e.own_runs) + len(e.copied_runs) for e in release.experiments.values())
     assert count.shown == len(runs)
     assert count.shown + count.no_start + count.no_host + count.not_started + count.copies == count.runs
     assert all(r.start < r.end and r.end_is_estimate and r.host for r in runs)

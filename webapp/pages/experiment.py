@@ -60,10 +60,11 @@ def _plain(value):
 def log_runs(e: Experiment) -> list[dict]:
     """The log grouped by run, each entry with its kind, epoch and line (for the timeline list)."""
     runs = []
+    copies = dict(e.copied_runs)
     for run in e.logbook.runs:
         entries = [e.logbook.entries[i] for i in run.entries]
         runs.append({
-            "index": run.index, "label": run.label, "copied_from": run.experiment,
+            "index": run.index, "label": run.label, "copied_from": run.experiment or copies.get(run.index),
             "start": run.start.isoformat() if run.start else None, "hosts": list(run.hosts),
             "status": run.status, "last_epoch": run.last_epoch,
             "entries": [{"kind": x.kind, "epoch": x.epoch, "line": x.span.line, "lines": list(x.lines),
