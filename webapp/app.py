@@ -61,7 +61,8 @@ def _links(request: Request, canonical: str) -> Links:
 
 def page(request: Request, template: str, context: dict, canonical: str, json_path: str) -> HTMLResponse:
     links = _links(request, canonical)
-    html = render_html(template, context | {"canonical": canonical, "json_path": json_path}, links)
+    html = render_html(template, context | {"canonical": canonical, "json_path": json_path}, links,
+                       site_of(request).archive.experiments)
     headers = dict(CACHEABLE)
     headers["link"] = f'<{links.href(json_path)}>; rel="alternate"; type="application/json"'
     return HTMLResponse(html, headers=headers)
@@ -86,6 +87,11 @@ def _add_routes(app: FastAPI) -> None:
     def entrance_page(request: Request):
         return page(request, "entrance.html", entrance.entrance_view(site_of(request), _links(request, "/")),
                     "/", "/index.json")
+
+    @app.get("/favicon.ico", include_in_schema=False)
+    def favicon():
+        # Browsers ask for this address whatever the page links; answer with the same picture.
+        return Response((STATIC / "favicon.svg").read_bytes(), media_type="image/svg+xml", headers=CACHEABLE)
 
     @app.get("/index.json", tags=["exhibit"], summary="The entrance: headline facts and the timeline of runs")
     def entrance_json(request: Request):
@@ -144,10 +150,14 @@ def _add_routes(app: FastAPI) -> None:
     def compare_query_json(request: Request, ids: Ids):
         return twin(compare.compare_data(site_of(request), compare.parse_ids(site_of(request), ids)))
 
+    Picked = Annotated[list[str], Query(description="ids ticked in the collection's table (the form)",
+                                        max_length=compare.MAX_IDS + 1)]
+
     @app.get("/compare", **html)
-    def compare_query_page(request: Request, ids: Ids):
+    def compare_query_page(request: Request, ids: Annotated[str, Query(max_length=300)] = "", pick: Picked = []):
         site = site_of(request)
-        parsed = compare.parse_ids(site, ids)
+        # The collection's form sends ticked rows as `pick` and typed ids as `ids`.
+        parsed = compare.parse_ids(site, ",".join([*pick, ids]))
         canonical = compare_path(parsed)
         view = compare.compare_view(site, parsed, _links(request, canonical))
         return page(request, "compare.html", view, canonical, canonical + ".json")

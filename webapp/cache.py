@@ -49,27 +49,30 @@ class PageCache:
             return
         captured: dict = {}
         chunks: list[bytes] = []
+        head = scope["method"] == "HEAD"
 
         async def capture(message):
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))
                 store = any(name.lower() == STORE_HEADER for name, _ in headers)
                 captured["start"] = message
-                # A HEAD answer has no body to keep: only GETs fill the cache.
-                captured["store"] = store and message["status"] == 200 and scope["method"] == "GET"
+                captured["store"] = store and message["status"] == 200
                 if not captured["store"]:
                     message = dict(message, headers=[(n, v) for n, v in headers if n.lower() != STORE_HEADER])
                     await send(message)
                 return
             if not captured.get("store"):
-                await send(message)
+                # HEAD: the headers of the GET (length included), without its body.
+                await send(dict(message, body=b"") if head else message)
                 return
             chunks.append(message.get("body", b""))
             if not message.get("more_body", False):
                 page = self._remember(key, captured["start"], b"".join(chunks))
                 await self._answer(scope, send, page)
 
-        await self.app(scope, receive, capture)
+        # The app's routes answer GET; a HEAD is asked of them as a GET (so it fills the cache too)
+        # and answered without the body.
+        await self.app(dict(scope, method="GET") if head else scope, receive, capture)
 
     def _remember(self, key, start, body: bytes) -> CachedPage:
         skip = {STORE_HEADER, b"content-length", b"etag", b"last-modified", b"content-encoding"}

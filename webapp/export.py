@@ -34,7 +34,8 @@ def planned_pages(site: Site) -> list[tuple[str, Callable[[Links], str]]]:
 
     def html(template: str, view: Callable[[Links], dict], json_path: str | None):
         def render(links: Links) -> str:
-            return render_html(template, view(links) | {"canonical": links.current, "json_path": json_path}, links)
+            return render_html(template, view(links) | {"canonical": links.current, "json_path": json_path}, links,
+                               site.archive.experiments)
         return render
 
     def data(producer: Callable[[], object]):

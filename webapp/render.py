@@ -7,6 +7,7 @@ import re
 from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
+from typing import Container
 
 import jinja2
 from markupsafe import Markup
@@ -30,10 +31,12 @@ def environment() -> jinja2.Environment:
     return env
 
 
-def render_html(template: str, context: dict, links: Links) -> str:
-    """``context`` is the page's data plus its pictures; templates reach links only through ``href``."""
+def render_html(template: str, context: dict, links: Links, known_ids: Container[str] = ()) -> str:
+    """``context`` is the page's data plus its pictures; templates reach links only through ``href``.
+    ``known_ids``: the experiments that have a page (only those are linked)."""
     page = environment().get_template(template)
-    return page.render(**context, href=links.href, asset=links.asset, links=links, svg=Markup)
+    return page.render(**context, href=links.href, asset=links.asset, links=links, svg=Markup,
+                       known_ids=known_ids)
 
 
 _VIEWBOX = re.compile(r'viewBox="0 0 ([0-9.]+) ([0-9.]+)" width="100%"')

@@ -8,6 +8,7 @@ from archive.compare import Side, diff_sides
 
 from ..errors import BadQuery
 from ..links import Links, compare_path
+from ..render import natural_size
 from ..site import Site
 from .experiment import chart_block, chart_kind, find_experiment, layer_rows
 
@@ -108,8 +109,9 @@ def compare_view(site: Site, ids: list[str], links: Links) -> dict:
             status, extra = _layer_status(data["diffs"][index - 1], e, base)
         networks.append({
             "id": e.id,
-            "svg": network_svg(e.layers, href=links.href, id_prefix=f"cmp{index}", status=status,
-                               extra_layers=extra, title=f"#{e.id}") if e.layers else None,
+            # At its own size: side by side, a network shrunk to share the row is unreadable.
+            "svg": natural_size(network_svg(e.layers, href=links.href, id_prefix=f"cmp{index}", status=status,
+                                            extra_layers=extra, title=f"#{e.id}")) if e.layers else None,
         })
     charts = [chart_block(chart, data["permalink"], links) for chart in compare_charts(site, data["ids"]).values()]
     return {"c": data, "title": "Compare " + ", ".join(f"#{i}" for i in data["ids"]),

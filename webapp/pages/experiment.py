@@ -99,7 +99,7 @@ def experiment_view(site: Site, eid: str, links: Links) -> dict:
         "title": f"Experiment #{e.id}",
         "network_svg": network_svg(e.layers, href=links.href, id_prefix=f"net-{_css_id(e.id)}",
                                    title=f"#{e.id}: {e.layers_file}") if e.layers else None,
-        "family_svg": natural_size(lineage_svg(site.archive, href=links.href, id_prefix="family", focus=e.id,
+        "family_svg": natural_size(lineage_svg(site.archive, href=links.href, id_prefix="family-tree", focus=e.id,
                                                only=family)) if len(family) > 1 else None,
         "charts": charts,
         "compare_links": [(p, compare_path([p, e.id])) for p in e.parents if p in site.archive.experiments],
