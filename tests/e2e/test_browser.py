@@ -52,8 +52,7 @@ class Visit:
         self.base_url = base_url.rstrip("/")
         self.problems: list[str] = []
         self.page.on("response", lambda r: r.status >= 400 and self.problems.append(f"{r.status} {r.url}"))
-        # Failed loads are caught as responses above; the console's copy of them has no URL and
-        # also covers the browser's own /favicon.ico request, which the site does not serve.
+        # Failed loads are caught as responses above (with their URL); skip the console's copy.
         self.page.on("console", lambda m: m.type == "error" and not m.text.startswith("Failed to load resource")
                      and self.problems.append(f"console: {m.text}"))
         self.page.on("pageerror", lambda e: self.problems.append(f"script error: {e}"))
