@@ -39,7 +39,9 @@ no more than handing out a file; the aim is >= 0.5x for cached pages, with the s
 p99 under 20 ms on 2 cores. Expect a ratio above 1 on these ~180 KB pages: StaticFiles
 stats and reads the file on every request through anyio's thread pool, in 64 KiB
 chunks (each a separate send), while the page cache answers from memory in one send.
-So the baseline is "what uvicorn + Starlette do for a file", not uvicorn's ceiling.
+So the baseline is "what uvicorn + Starlette do for a file", not uvicorn's ceiling; the
+second ratio (site / "memory") is against that ceiling: the same bytes handed out from
+memory by a bare ASGI callable under the same uvicorn, which no page can beat.
 The verdict lines are information, not an assertion: the script exits 0 whatever the
 numbers, and non-zero only when a server does not start or the bytes differ.
 """
@@ -93,10 +95,15 @@ class PageResult:
     second_request_ms: float  # the same page from the cache, one request, for contrast
     site: LoadResult
     static: LoadResult
+    memory: LoadResult  # the same bytes from memory by a bare ASGI callable: uvicorn's ceiling
 
     @property
     def ratio(self) -> float:
         return self.site.requests_per_s / self.static.requests_per_s if self.static.requests_per_s else 0.0
+
+    @property
+    def ceiling_ratio(self) -> float:
+        return self.site.requests_per_s / self.memory.requests_per_s if self.memory.requests_per_s else 0.0
 
 
 # --- the two servers -------------------------------------------------------------------
@@ -104,17 +111,34 @@ class PageResult:
 # Written into the temp folder and run as a script, so that `--workers N` can hand uvicorn
 # an import string ("static_baseline:app"), as `serve --workers N` does (webapp/cli.py: cmd_serve).
 STATIC_SERVER = '''\
-"""The baseline: uvicorn serving one folder through Starlette's StaticFiles, nothing else."""
+"""The baselines: uvicorn serving one folder through Starlette's StaticFiles, and the same
+pages handed out from memory by a bare ASGI callable at /memory/NAME (uvicorn's ceiling)."""
 import os
 import socket
 import sys
+from pathlib import Path
 
 import uvicorn
 from starlette.applications import Starlette
 from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 
-app = Starlette(routes=[Mount("/", StaticFiles(directory=os.environ["BENCH_STATIC_DIR"]))])
+FOLDER = Path(os.environ["BENCH_STATIC_DIR"])
+files = Starlette(routes=[Mount("/", StaticFiles(directory=FOLDER))])
+in_memory = {path.name: path.read_bytes() for path in FOLDER.glob("*.html")}
+
+
+async def app(scope, receive, send):
+    if scope["type"] == "http" and scope["path"].startswith("/memory/"):
+        body = in_memory.get(scope["path"][len("/memory/"):])
+        status = 200 if body is not None else 404
+        body = body or b"not found"
+        await send({"type": "http.response.start", "status": status,
+                    "headers": [(b"content-type", b"text/html; charset=utf-8"),
+                                (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
+        return
+    await files(scope, receive, send)
 
 
 def main() -> None:
@@ -123,23 +147,12 @@ def main() -> None:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    if workers > 1:
-        config = uvicorn.Config("static_baseline:app", workers=workers, log_level="warning", proxy_headers=True)
-    else:
-        config = uvicorn.Config(app, log_level="warning", proxy_headers=True)
     print(f"Static files at http://127.0.0.1:{port}/", flush=True)
-    server = uvicorn.Server(config)
-    if workers > 1:
-        from uvicorn.supervisors import Multiprocess
-
-        sock.set_inheritable(True)
-        try:  # newer uvicorn (0.54 here) builds each worker's server itself
-            supervisor = Multiprocess(config, sockets=[sock])
-        except TypeError:  # older uvicorn wants the target to run
-            supervisor = Multiprocess(config, target=server.run, sockets=[sock])
-        supervisor.run()
+    if workers > 1:  # as `serve --workers N` does: the workers share the socket bound here
+        uvicorn.run("static_baseline:app", fd=sock.fileno(), workers=workers, log_level="warning",
+                    proxy_headers=True)
     else:
-        server.run(sockets=[sock])
+        uvicorn.Server(uvicorn.Config(app, log_level="warning", proxy_headers=True)).run(sockets=[sock])
 
 
 if __name__ == "__main__":
@@ -365,23 +378,28 @@ def measure(args, archive: Path, load) -> list[PageResult]:
                                                     static_command(folder, args.workers), env=env))
         for page, (body, first, second) in pages.items():
             static_url = f"{static}/{static_name(page)}"
-            served, _ = fetch(static_url)
-            if served != body:
-                raise BenchError(f"{page}: the baseline served {len(served)} bytes, the site {len(body)}")
+            memory_url = f"{static}/memory/{static_name(page)}"
+            for url in (static_url, memory_url):
+                served, _ = fetch(url)
+                if served != body:
+                    raise BenchError(f"{page}: {url} served {len(served)} bytes, the site {len(body)}")
             options = {"connections": args.connections, "threads": args.threads}
-            for url in (site + page, static_url):  # warm every worker's cache and the OS file cache
+            for url in (site + page, static_url, memory_url):  # warm every worker's cache and the OS file cache
                 load(url, duration_s=args.warmup, **options)
             site_load = load(site + page, duration_s=args.duration, **options)
             static_load = load(static_url, duration_s=args.duration, **options)
-            results.append(PageResult(page, len(body), first * 1000, second * 1000, site_load, static_load))
+            memory_load = load(memory_url, duration_s=args.duration, **options)
+            results.append(PageResult(page, len(body), first * 1000, second * 1000, site_load, static_load,
+                                      memory_load))
     return results
 
 
 def print_table(results: list[PageResult]) -> None:
-    header = ["page", "bytes", "site req/s", "static req/s", "ratio",
+    header = ["page", "bytes", "site req/s", "static req/s", "ratio", "memory req/s", "ratio",
               "site p50 ms", "site p99 ms", "static p50 ms", "static p99 ms"]
     rows = [[r.page, f"{r.bytes:,}", f"{r.site.requests_per_s:,.0f}", f"{r.static.requests_per_s:,.0f}",
-             f"{r.ratio:.2f}x", f"{r.site.p50_ms:.2f}", f"{r.site.p99_ms:.2f}",
+             f"{r.ratio:.2f}x", f"{r.memory.requests_per_s:,.0f}", f"{r.ceiling_ratio:.2f}x",
+             f"{r.site.p50_ms:.2f}", f"{r.site.p99_ms:.2f}",
              f"{r.static.p50_ms:.2f}", f"{r.static.p99_ms:.2f}"] for r in results]
     widths = [max(len(row[i]) for row in [header] + rows) for i in range(len(header))]
     for n, row in enumerate([header] + rows):
@@ -454,7 +472,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps({"load_generator": generator, "connections": args.connections, "duration_s": args.duration,
                           "workers": args.workers, "cores": cores,
-                          "pages": [asdict(r) | {"ratio": r.ratio} for r in results]}, indent=2))
+                          "pages": [asdict(r) | {"ratio": r.ratio, "ceiling_ratio": r.ceiling_ratio}
+                                    for r in results]}, indent=2))
     return 0
 
 
