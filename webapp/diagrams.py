@@ -172,6 +172,10 @@ def network_svg(graph: LayerGraph, *, href: Href, id_prefix: str, status: Mappin
     """The layer graph as the AlexNet paper drew it: a vertical lane per GPU, a shared
     "data" band on top (data layers have gpu -1), an "unknown" lane for layers whose gpu
     cannot be known; layers flow down by depth (longest path from the data layers).
+    Each data box sits above the lane that uses it most (labels above the cost layer's
+    lane), inside one lane. An edge between neighbouring rows is an S-curve; one that would
+    pass other boxes (labels → logprob, nails0 → conv2*) is routed around them, class
+    "edge routed": along the gap below its source, down a free gutter, into its target.
 
     Each box shows name, type (· neuron) and output shape, links to the layer's line in
     its file (``href("/files/<path>#L<line>")``) and hovers name, type, shape, parameters,
@@ -235,7 +239,16 @@ def network_svg(graph: LayerGraph, *, href: Href, id_prefix: str, status: Mappin
         extra = (shared_width - lanes_total) / len(lanes)
         lane_width = {lane: width + extra for lane, width in lane_width.items()}
         lanes_total = shared_width
-    content_width = max(lanes_total, shared_width, 2 * LANE_PAD + LAYER_W)
+    # The note on top ("layers/....cfg · 13 layers · ...") must fit too: widen the lanes alike.
+    cross_gpu = cross_gpu_edges(graph)
+    note = (f"{graph.path} · {len(graph.layers)} layers · "
+            f"{cross_gpu} cross-GPU connection{'s' if cross_gpu != 1 else ''} (dashed)")
+    note_width = _text_width(note, 10.5)
+    if lanes and note_width > max(lanes_total, shared_width):
+        extra = (note_width - lanes_total) / len(lanes)
+        lane_width = {lane: width + extra for lane, width in lane_width.items()}
+        lanes_total = note_width
+    content_width = max(lanes_total, shared_width, 2 * LANE_PAD + LAYER_W, note_width)
     lane_x: dict[str, float] = {}
     cursor = NET_MARGIN
     for lane in lanes:
@@ -252,15 +265,40 @@ def network_svg(graph: LayerGraph, *, href: Href, id_prefix: str, status: Mappin
         return sum(xs) / len(xs) if xs else fallback
 
     file_order = {layer.name: i for i, layer in enumerate(layers)}
+
+    def per_row_in(width: float) -> int:
+        return max(1, int((width - 2 * LANE_PAD + LAYER_GAP_X) // (LAYER_W + LAYER_GAP_X)))
+
+    consumer_lanes: dict[str, list[str]] = {}
+    for layer in layers:
+        for source in dict.fromkeys(layer.inputs):
+            if source in by_name and _lane_key(layer) in lanes:
+                consumer_lanes.setdefault(source, []).append(_lane_key(layer))
+
+    def shared_band_groups(members: list[LayerDef]) -> list[tuple[str, float, float, list[LayerDef]]]:
+        """The data band: each box above the lane that uses it most (labels over the lane of the
+        cost layer), so no box straddles a lane boundary; one centred row when that cannot fit."""
+        room = {lane: per_row_in(lane_width[lane]) for lane in lanes}
+        placed_in: dict[str, list[LayerDef]] = {lane: [] for lane in lanes}
+        for layer in sorted(members, key=lambda l: file_order[l.name]):
+            users = consumer_lanes.get(layer.name, [])
+            preferred = min(lanes, key=lambda lane: (-users.count(lane), lanes.index(lane))) if lanes else None
+            free = [lane for lane in lanes if len(placed_in[lane]) < room[lane]]
+            if preferred is None or not free:
+                return [("data", NET_MARGIN, content_width, members)]
+            home = preferred if preferred in free else \
+                min(free, key=lambda lane: (abs(lanes.index(lane) - lanes.index(preferred)), lanes.index(lane)))
+            placed_in[home].append(layer)
+        return [(lane, lane_x[lane], lane_width[lane], placed_in[lane]) for lane in lanes]
+
     for d, shared in bands:
-        groups = [("data", NET_MARGIN, content_width)] if shared else \
-            [(lane, lane_x[lane], lane_width[lane]) for lane in lanes]
+        groups = shared_band_groups(cells.get((d, "data"), [])) if shared else \
+            [(lane, lane_x[lane], lane_width[lane], cells.get((d, lane), [])) for lane in lanes]
         rows_in_band = 1
-        for lane, left, width in groups:
-            members = cells.get((d, lane), [])
+        for lane, left, width, members in groups:
             if not members:
                 continue
-            per_row = max(1, int((width - 2 * LANE_PAD + LAYER_GAP_X) // (LAYER_W + LAYER_GAP_X)))
+            per_row = per_row_in(width)
             ordered = sorted(members, key=lambda l: (centre_of_inputs(l, left), file_order[l.name]))
             rows = math.ceil(len(ordered) / per_row)
             rows_in_band = max(rows_in_band, rows)
@@ -277,7 +315,6 @@ def network_svg(graph: LayerGraph, *, href: Href, id_prefix: str, status: Mappin
     total_height = legend_y + (24 if status is not None or extras else 0) + NET_MARGIN
     total_width = content_width + 2 * NET_MARGIN
 
-    cross_gpu = 0
     out = _svg_open(total_width, total_height, id_prefix, title or f"Layers of {graph.path}",
                     f"{len(graph.layers)} layers of {graph.path} in {len(lanes)} lane(s); "
                     f"arrows run from each layer's inputs to it; dashed arrows cross GPUs.", "network")
@@ -304,6 +341,10 @@ def network_svg(graph: LayerGraph, *, href: Href, id_prefix: str, status: Mappin
                        f'font-size="10" fill="#666666">data</text>')
 
     # Edges (under the boxes): from the bottom of each input to a port on the top of the layer.
+    # An edge between neighbouring rows is one S-curve; one that would pass other boxes on its
+    # way down (a skipped depth: labels → logprob, nails0 → conv2*) runs along the gap below its
+    # source, down a free vertical gutter and along the gap above its target.
+    router = _EdgeRouter(list(boxes.values()), total_width)
     out.append('<g class="edges" fill="none">')
     for layer in layers:
         target = boxes[layer.name]
@@ -315,21 +356,24 @@ def network_svg(graph: LayerGraph, *, href: Href, id_prefix: str, status: Mappin
             y2 = target.y
             if y2 <= y1:  # an input drawn beside or below (only in a cyclic, broken file)
                 y1 = source.y
-            bend = max(18.0, abs(y2 - y1) / 2)
             classes = ["edge"]
             stroke, dash, width = "#555555", "", "1.2"
             crosses = (layer.gpu is not None and source_layer.gpu is not None and layer.gpu >= 0
                        and source_layer.gpu >= 0 and layer.gpu != source_layer.gpu)
-            if crosses and layer.name not in extra_names and source_name not in extra_names:
-                cross_gpu += 1
             if crosses:
                 classes.append("cross-gpu")
                 stroke, dash, width = VERMILLION, ' stroke-dasharray="5 3"', "1.6"
             if layer.name in extra_names or source_name in extra_names:
                 classes.append("removed")
                 stroke, dash = GREY, ' stroke-dasharray="2 3"'
-            out.append(f'<path class="{" ".join(classes)}" d="M{_num(x1)},{_num(y1)} C{_num(x1)},{_num(y1 + bend)} '
-                       f'{_num(x2)},{_num(y2 - bend)} {_num(x2)},{_num(y2)}" stroke="{stroke}" '
+            if y2 > y1 and router.blocked(source, target):
+                classes.append("routed")
+                d = router.route(source_name, source, target, x1, x2)
+            else:
+                bend = max(18.0, abs(y2 - y1) / 2)
+                d = (f"M{_num(x1)},{_num(y1)} C{_num(x1)},{_num(y1 + bend)} "
+                     f"{_num(x2)},{_num(y2 - bend)} {_num(x2)},{_num(y2)}")
+            out.append(f'<path class="{" ".join(classes)}" d="{d}" stroke="{stroke}" '
                        f'stroke-width="{width}"{dash}><title>{_esc(source_name)} → {_esc(layer.name)}'
                        f'{" (crosses GPUs)" if crosses else ""}</title></path>')
     out.append("</g>")
@@ -373,10 +417,120 @@ def network_svg(graph: LayerGraph, *, href: Href, id_prefix: str, status: Mappin
         legend, _ = _legend(items, NET_MARGIN, legend_y + 12, id_prefix)
         out += legend
     out.append(f'<text class="note" x="{_num(NET_MARGIN)}" y="{_num(NET_MARGIN + 10)}" font-size="10.5" '
-               f'fill="#555555">{_esc(graph.path)} · {len(graph.layers)} layers · '
-               f'{cross_gpu} cross-GPU connection{"s" if cross_gpu != 1 else ""} (dashed)</text>')
+               f'fill="#555555">{_esc(note)}</text>')
     out.append("</svg>")
     return "\n".join(out)
+
+
+GUTTER_CLEARANCE = 4.0   # a routed edge keeps this far from every box it passes
+GUTTER_COMFORT = 8.0     # ... and, where the gutter is wide enough, this much more
+TRACK_STEP = 5.0         # edges of different sources sharing a gutter run side by side
+CORNER_RADIUS = 6.0
+
+
+class _EdgeRouter:
+    """Orthogonal routes (with rounded corners) around the boxes for edges that skip rows.
+
+    Boxes stand in rows (one y per row, one height), so the gap between two rows is free
+    from side to side; a route goes down from its source into the gap below it, sideways to
+    a gutter (an x that no box covers between the two gaps), down the gutter, sideways in
+    the gap above its target and down into the target's port."""
+
+    def __init__(self, boxes: list[Box], total_width: float) -> None:
+        self.boxes = boxes
+        self.row_tops = sorted({box.y for box in boxes})
+        self.row_height = max((box.height for box in boxes), default=LAYER_H)
+        self.left, self.right = GUTTER_CLEARANCE, total_width - GUTTER_CLEARANCE
+        self.tracks: list[tuple[float, float, float, str]] = []  # (x, top, bottom, source) in use
+
+    def blocked(self, source: Box, target: Box) -> bool:
+        """Whether another box stands between the source's bottom and the target's top."""
+        top, bottom = source.y + source.height, target.y
+        return any(box.y < bottom and box.y + box.height > top
+                   for box in self.boxes if box is not source and box is not target)
+
+    def _gap_below(self, y: float) -> float:
+        below = [t for t in self.row_tops if t >= y]
+        return (y + below[0]) / 2 if below else y + LAYER_GAP_Y / 2
+
+    def _gap_above(self, y: float) -> float:
+        above = [t + self.row_height for t in self.row_tops if t + self.row_height <= y]
+        return (y + above[-1]) / 2 if above else y - LAYER_GAP_Y / 2
+
+    def _free_intervals(self, top: float, bottom: float) -> list[tuple[float, float]]:
+        spans = sorted((box.x - GUTTER_CLEARANCE, box.x + box.width + GUTTER_CLEARANCE)
+                       for box in self.boxes if box.y < bottom and box.y + box.height > top)
+        free, cursor = [], self.left
+        for start, end in spans:
+            if start > cursor:
+                free.append((cursor, start))
+            cursor = max(cursor, end)
+        if cursor < self.right:
+            free.append((cursor, self.right))
+        return free
+
+    def route(self, source_name: str, source: Box, target: Box, x1: float, x2: float) -> str:
+        y1, y2 = source.y + source.height, target.y
+        top, bottom = self._gap_below(y1), self._gap_above(y2)
+        low, high = min(x1, x2), max(x1, x2)
+
+        def placement(interval: tuple[float, float]) -> tuple[float, float]:
+            """(sideways travel, x) of the best x in `interval`: between x1 and x2 if it can,
+            else as near as it can; among equals, the middle of the gutter."""
+            a, b = interval
+            if a <= x1 <= b or a <= x2 <= b:  # straight down from the source or into the target
+                x = x1 if a <= x1 <= b else x2
+                return abs(x1 - x) + abs(x - x2), x
+            comfort = min(GUTTER_COMFORT, (b - a) / 2)
+            a, b = a + comfort, b - comfort
+            centre = (a + b) / 2
+            if a <= high and b >= low:
+                x = min(max(centre, max(a, low)), min(b, high))
+            else:
+                x = b if b < low else a
+            return abs(x1 - x) + abs(x - x2), x
+
+        interval = min(self._free_intervals(top, bottom), key=lambda iv: (placement(iv), iv))
+        x = placement(interval)[1]
+        # Another source's route already down this gutter: step aside (same source: share it).
+        for step in (0, 1, -1, 2, -2, 3, -3, 4, -4):
+            candidate = x + step * TRACK_STEP
+            if not interval[0] <= candidate <= interval[1]:
+                continue
+            clash = any(abs(candidate - tx) < TRACK_STEP - 0.5 and t_top < bottom and t_bottom > top
+                        and name != source_name for tx, t_top, t_bottom, name in self.tracks)
+            if not clash:
+                x = candidate
+                break
+        self.tracks.append((x, top, bottom, source_name))
+        return _rounded_path([(x1, y1), (x1, top), (x, top), (x, bottom), (x2, bottom), (x2, y2)],
+                             CORNER_RADIUS)
+
+
+def _rounded_path(points: Sequence[tuple[float, float]], radius: float) -> str:
+    """An orthogonal polyline as path data, each corner rounded by a quadratic curve."""
+    kept: list[tuple[float, float]] = []
+    for point in points:  # drop repeated points and the middle of straight runs
+        if kept and abs(point[0] - kept[-1][0]) < 0.05 and abs(point[1] - kept[-1][1]) < 0.05:
+            continue
+        if len(kept) >= 2 and _collinear(kept[-2], kept[-1], point):
+            kept[-1] = point
+            continue
+        kept.append(point)
+    d = f"M{_num(kept[0][0])},{_num(kept[0][1])}"
+    for before, corner, after in zip(kept, kept[1:], kept[2:]):
+        r = min(radius, math.dist(before, corner) / 2, math.dist(corner, after) / 2)
+        ax = corner[0] + (before[0] - corner[0]) * r / math.dist(before, corner)
+        ay = corner[1] + (before[1] - corner[1]) * r / math.dist(before, corner)
+        bx = corner[0] + (after[0] - corner[0]) * r / math.dist(corner, after)
+        by = corner[1] + (after[1] - corner[1]) * r / math.dist(corner, after)
+        d += f" L{_num(ax)},{_num(ay)} Q{_num(corner[0])},{_num(corner[1])} {_num(bx)},{_num(by)}"
+    d += f" L{_num(kept[-1][0])},{_num(kept[-1][1])}"
+    return d
+
+
+def _collinear(a: tuple[float, float], b: tuple[float, float], c: tuple[float, float]) -> bool:
+    return abs((b[0] - a[0]) * (c[1] - a[1]) - (b[1] - a[1]) * (c[0] - a[0])) < 0.01
 
 
 def cross_gpu_edges(graph: LayerGraph) -> int:
@@ -390,7 +544,9 @@ def cross_gpu_edges(graph: LayerGraph) -> int:
 # =============================================================================================
 # 2. The family tree ("this is like #N")
 
-NODE_W, NODE_H = 112, 52
+NODE_W, NODE_H = 112, 52           # NODE_W: the narrowest box; a long id widens its box
+NODE_PAD = 8                       # left and right of the id inside a box
+NODE_MAX_CHARS = 32                # a longer id (none in the release; the longest has 30) is cut with "…"
 NODE_GAP_X, GENERATION_GAP = 18, 46
 DUMMY_W = 14                       # a long edge's waypoint takes a narrow slot in the layers it crosses
 FAMILY_COLOURS = {"ImageNet": BLUE, "CIFAR-10": ORANGE, "Flickr": PURPLE}
@@ -495,8 +651,15 @@ def lineage_svg(archive, *, href: Href, id_prefix: str = "lineage", focus: str |
         sweep(downs, range(len(layers) - 2, -1, -1))
     sweep(ups, range(1, len(layers)))
 
+    def node_width(eid: str) -> float:
+        """Wide enough for "#id" in bold (up to NODE_MAX_CHARS characters)."""
+        name = "#" + eid
+        return max(NODE_W, math.ceil(_text_width(name[:NODE_MAX_CHARS + 1], 12, True)) + 2 * NODE_PAD)
+
+    width_of = {eid: node_width(eid) for eid in order}
+
     def slot_width(n: str) -> float:
-        return DUMMY_W if n.startswith("\0") else NODE_W
+        return DUMMY_W if n.startswith("\0") else width_of[n]
 
     widths = [sum(slot_width(n) for n in layer) + NODE_GAP_X * max(0, len(layer) - 1) for layer in layers]
     content_width = max(widths, default=NODE_W)
@@ -543,11 +706,11 @@ def lineage_svg(archive, *, href: Href, id_prefix: str = "lineage", focus: str |
     out.append('<g class="edges" fill="none">')
     for route in routes:
         parent, child = route[0], route[-1]
-        points = [(x_of[parent] + NODE_W / 2, y_of[parent] + NODE_H)]
+        points = [(x_of[parent] + width_of[parent] / 2, y_of[parent] + NODE_H)]
         for dummy in route[1:-1]:
             cx = x_of[dummy] + DUMMY_W / 2
             points += [(cx, y_of[dummy]), (cx, y_of[dummy] + NODE_H)]
-        points.append((x_of[child] + NODE_W / 2, y_of[child]))
+        points.append((x_of[child] + width_of[child] / 2, y_of[child]))
         d = f"M{_num(points[0][0])},{_num(points[0][1])}"
         for (xa, ya), (xb, yb) in pairwise(points):
             if xa == xb:
@@ -563,7 +726,7 @@ def lineage_svg(archive, *, href: Href, id_prefix: str = "lineage", focus: str |
     out.append("</g>")
 
     for eid in order:
-        x, y = x_of[eid], y_of[eid]
+        x, y, node_w = x_of[eid], y_of[eid], width_of[eid]
         classes = ["node"]
         if eid in missing:
             classes.append("missing")
@@ -594,14 +757,14 @@ def lineage_svg(archive, *, href: Href, id_prefix: str = "lineage", focus: str |
         body = [(f'<g class="{" ".join(classes)}" id="{_esc(id_prefix)}-{_esc(eid)}"'
                 f'{OPACITY_25 if faded(eid) else ""}>'),
                 f'<title>{_esc(chr(10).join(hover))}</title>',
-                (f'<rect class="box" x="{_num(x)}" y="{_num(y)}" width="{NODE_W}" height="{NODE_H}" rx="6" '
+                (f'<rect class="box" x="{_num(x)}" y="{_num(y)}" width="{_num(node_w)}" height="{NODE_H}" rx="6" '
                 f'fill="{fill}" stroke="{stroke}" stroke-width="{3 if eid == focus else 1.5}"{dash}/>'),
-                (f'<text x="{_num(x + NODE_W / 2)}" y="{_num(y + 17)}" text-anchor="middle" font-weight="bold" '
-                f'fill="{INK}">{_esc(_fit("#" + eid, NODE_W - 8, 12, True))}</text>')]
+                (f'<text x="{_num(x + node_w / 2)}" y="{_num(y + 17)}" text-anchor="middle" font-weight="bold" '
+                f'fill="{INK}">{_esc(_fit("#" + eid, node_w - 2 * NODE_PAD, 12, True))}</text>')]
         for i, line in enumerate(lines):
             if line:
-                body.append(f'<text x="{_num(x + NODE_W / 2)}" y="{_num(y + 32 + i * 13)}" text-anchor="middle" '
-                            f'font-size="10.5" fill="#444444">{_esc(_fit(line, NODE_W - 8, 10.5))}</text>')
+                body.append(f'<text x="{_num(x + node_w / 2)}" y="{_num(y + 32 + i * 13)}" text-anchor="middle" '
+                            f'font-size="10.5" fill="#444444">{_esc(_fit(line, node_w - 8, 10.5))}</text>')
         body.append("</g>")
         if eid in missing:
             out += body
@@ -737,9 +900,21 @@ def _dir_name(path: str) -> str:
     return path.rstrip("/").rsplit("/", 1)[-1]
 
 
-PX_PER_DAY = 5.0
-ROW_H, BAR_H = 17, 12
-LANE_LABEL_W, TIMELINE_TOP = 76, 58
+# The entrance page shows the timeline at 1100 px or wider (site.css: min-width 1100px), scaled
+# to fit: ten months at 3.4 px a day keep the drawing about 1130 units wide, so text of
+# TIMELINE_FONT units stays ≥ 11 px on screen.
+PX_PER_DAY = 3.4
+TIMELINE_FONT = 12
+ROW_H, BAR_H = 19, 13
+LANE_LABEL_W, TIMELINE_TOP = 76, 62
+LABEL_GAP = 3        # between a bar and its text
+RUN_GAP = 7          # between a text (or bar) and the next bar in its sub-row
+LABEL_CHAR_EM = 0.64  # width of a label character in ems: DejaVu Sans, the widest common
+                      # fallback for system-ui, sets "#", digits and "%" at 0.64–0.95 em
+
+
+def _label_width(text: str) -> float:
+    return len(text) * TIMELINE_FONT * LABEL_CHAR_EM
 MIN_BAR_W = 4.0
 MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
@@ -799,9 +974,10 @@ def timeline_svg(runs: Sequence[TimelineRun], *, href: Href, id_prefix: str = "t
             run = runs[position]
             x0 = x_at(run.start)
             x1 = max(x_at(run.end), x0 + MIN_BAR_W)
-            text_x = x1 + 3
-            reach = text_x + _text_width(_bar_text(run), 10)
-            row = next((i for i, e in enumerate(row_ends) if e + 3 <= x0), len(row_ends))
+            text_x = x1 + LABEL_GAP
+            # The text is packed with its bar: the next bar of this sub-row starts after it.
+            reach = text_x + _label_width(_bar_text(run))
+            row = next((i for i, e in enumerate(row_ends) if e + RUN_GAP <= x0), len(row_ends))
             if row == len(row_ends):
                 row_ends.append(reach)
             else:
@@ -813,15 +989,16 @@ def timeline_svg(runs: Sequence[TimelineRun], *, href: Href, id_prefix: str = "t
     for host in hosts:
         lane_top[host] = y
         y += rows_of[host] * ROW_H + 10
-    height = y + 24
-    width = max(x_at(end), max((p[2] + 80 for p in placed.values()), default=0)) + 16
+    height = y + 26
+    reach_of = [p[2] + _label_width(_bar_text(runs[i])) for i, p in placed.items()]
+    width = max([x_at(end)] + reach_of) + 12
 
     out = _svg_open(width, height, id_prefix, "Training runs, June 2012 – March 2013",
                     f"{len(runs)} runs on {len(hosts)} machines; bar length estimates run time from the "
                     f"last epoch logged; colour tells how the run ended.", "timeline")
     out.append(f'<rect class="background" x="0" y="0" width="{_num(width)}" height="{_num(height)}" fill="#ffffff"/>')
     legend, _ = _legend([(f"outcome {k}", c, c, label) for k, (c, label) in OUTCOMES.items()],
-                        LANE_LABEL_W, 18, id_prefix)
+                        LANE_LABEL_W, 20, id_prefix)
     out += legend
     # Month ticks.
     out.append('<g class="axis">')
@@ -832,7 +1009,7 @@ def timeline_svg(runs: Sequence[TimelineRun], *, href: Href, id_prefix: str = "t
                    f'stroke="#dddddd" stroke-width="1"/>')
         if month < end:
             name = MONTHS[month.month - 1] + (f" {month.year}" if month.month in (1, 6) or month == start else "")
-            out.append(f'<text x="{_num(x + 3)}" y="{TIMELINE_TOP - 4}" font-size="10.5" fill="#555555">'
+            out.append(f'<text x="{_num(x + 3)}" y="{TIMELINE_TOP - 5}" font-size="{TIMELINE_FONT}" fill="#555555">'
                        f'{_esc(name)}</text>')
         month = _next_month(month)
     out.append("</g>")
@@ -843,6 +1020,7 @@ def timeline_svg(runs: Sequence[TimelineRun], *, href: Href, id_prefix: str = "t
         out.append(f'<rect x="{LANE_LABEL_W}" y="{_num(top - 2)}" width="{_num(width - LANE_LABEL_W - 8)}" '
                    f'height="{_num(lane_h)}" fill="{FAINT if i % 2 == 0 else "#ffffff"}" fill-opacity="0.8"/>')
         out.append(f'<text x="{LANE_LABEL_W - 6}" y="{_num(top + 11)}" text-anchor="end" font-weight="bold" '
+                   f'font-size="{TIMELINE_FONT}" '
                    f'fill="{INK}">{_esc(host)}</text>')
         out.append("</g>")
     for position, run in enumerate(runs):
@@ -855,11 +1033,12 @@ def timeline_svg(runs: Sequence[TimelineRun], *, href: Href, id_prefix: str = "t
         out.append(f'<title>{_esc(_run_title(run))}</title>')
         out.append(f'<rect class="bar" x="{_num(x0)}" y="{_num(top)}" width="{_num(x1 - x0)}" height="{BAR_H}" '
                    f'rx="2" fill="{colour}" stroke="{colour}"/>')
-        out.append(f'<text x="{_num(text_x)}" y="{_num(top + 10)}" font-size="10" fill="{INK}">'
+        out.append(f'<text class="label" x="{_num(text_x)}" y="{_num(top + 11)}" font-size="{TIMELINE_FONT}" '
+                   f'fill="{INK}">'
                    f'{_esc(_bar_text(run))}</text>')
         out.append("</g></a>")
-    out.append(f'<text class="note" x="{LANE_LABEL_W}" y="{_num(height - 6)}" font-size="10" fill="#555555">'
-               f'Bar ends are estimates: start + last logged epoch × hours per epoch (the paper: 90 epochs '
-               f'in five to six days); a run without a logged epoch gets a short bar.</text>')
+    out.append(f'<text class="note" x="{LANE_LABEL_W}" y="{_num(height - 7)}" font-size="{TIMELINE_FONT}" '
+               f'fill="#555555">Bar ends are estimates: start + last logged epoch × {HOURS_PER_EPOCH:g} h (the paper: '
+               f'90 epochs in five to six days); no logged epoch: a short bar.</text>')
     out.append("</svg>")
     return "\n".join(out)

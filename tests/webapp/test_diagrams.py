@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import itertools
+import re
 import xml.etree.ElementTree as ET
 from dataclasses import replace
 from datetime import datetime
+from types import SimpleNamespace
 
 import pytest
 
@@ -44,6 +46,11 @@ def groups(root: ET.Element, css: str) -> list[ET.Element]:
 
 def rect_of(group: ET.Element, css: str = "box") -> tuple[float, float, float, float]:
     rect = next(r for r in group.iter(f"{NS}rect") if css in classes(r))
+    return tuple(float(rect.get(k)) for k in ("x", "y", "width", "height"))
+
+
+def first_rect(group: ET.Element) -> tuple[float, float, float, float]:
+    rect = next(group.iter(f"{NS}rect"))
     return tuple(float(rect.get(k)) for k in ("x", "y", "width", "height"))
 
 
@@ -117,6 +124,103 @@ def test_every_release_graph_draws_all_boxes_and_edges_without_overlap(release):
                        if layer.gpu >= 0 and gpu[s] >= 0 and gpu[s] != layer.gpu)
         assert sum("cross-gpu" in classes(p) for p in edges) == crossing == cross_gpu_edges(graph), path
         assert not overlapping([rect_of(g) for g in layers]), path
+
+
+def path_points(d: str, samples: int = 12) -> list[tuple[float, float]]:
+    """The points of an SVG path made of absolute M, L, Q and C commands (curves sampled)."""
+    tokens = re.findall(r"[MLQC]|-?\d+(?:\.\d+)?", d)
+    points: list[tuple[float, float]] = []
+    i = 0
+    while i < len(tokens):
+        command = tokens[i]
+        assert command in "MLQC", d
+        count = {"M": 1, "L": 1, "Q": 2, "C": 3}[command]
+        coords = [float(t) for t in tokens[i + 1:i + 1 + 2 * count]]
+        controls = [points[-1]] if points else []
+        controls += list(zip(coords[0::2], coords[1::2]))
+        if command in "ML":
+            points.append(controls[-1])
+        else:
+            for step in range(1, samples + 1):
+                t = step / samples
+                level = controls
+                while len(level) > 1:  # de Casteljau
+                    level = [(a[0] + (b[0] - a[0]) * t, a[1] + (b[1] - a[1]) * t) for a, b in itertools.pairwise(level)]
+                points.append(level[0])
+        i += 1 + 2 * count
+    return points
+
+
+def segment_enters(a: tuple[float, float], b: tuple[float, float], rect: tuple[float, float, float, float],
+                   inset: float = 1.0) -> bool:
+    """Whether the segment a–b passes through the interior of rect (shrunk by `inset`)."""
+    x0, y0, x1, y1 = rect[0] + inset, rect[1] + inset, rect[0] + rect[2] - inset, rect[1] + rect[3] - inset
+    t0, t1 = 0.0, 1.0
+    dx, dy = b[0] - a[0], b[1] - a[1]
+    for p, q in ((-dx, a[0] - x0), (dx, x1 - a[0]), (-dy, a[1] - y0), (dy, y1 - a[1])):
+        if p == 0:
+            if q <= 0:
+                return False
+        elif p < 0:
+            t0 = max(t0, q / p)
+        else:
+            t1 = min(t1, q / p)
+    return t0 < t1
+
+
+def edges_through_boxes(root: ET.Element, prefix: str) -> list[tuple[str, str]]:
+    box = {g.get("id")[len(prefix) + 1:]: rect_of(g) for g in groups(root, "layer")}
+    bad = []
+    for path in (p for p in root.iter(f"{NS}path") if "edge" in classes(p)):
+        source, target = hover(path).split(" (")[0].split(" → ")
+        points = path_points(path.get("d"))
+        xs, ys = [p[0] for p in points], [p[1] for p in points]
+        for name, rect in box.items():
+            if name in (source, target) or rect[0] > max(xs) or rect[0] + rect[2] < min(xs) \
+                    or rect[1] > max(ys) or rect[1] + rect[3] < min(ys):
+                continue
+            if any(segment_enters(a, b, rect) for a, b in itertools.pairwise(points)):
+                bad.append((f"{source} → {target}", name))
+    return bad
+
+
+def test_no_edge_passes_through_another_box(release, hand_made):
+    routed = 0
+    for path, graph in release.layer_graphs.items():
+        root = parse(network_svg(graph, href=href, id_prefix="net"))
+        assert edges_through_boxes(root, "net") == [], path
+        routed += sum("routed" in classes(p) for p in root.iter(f"{NS}path"))
+    assert routed >= 72  # at least labels → logprob in every graph skips rows
+    root = parse(network_svg(hand_made, href=href, id_prefix="h"))
+    assert edges_through_boxes(root, "h") == []
+    # The check itself can fail: a straight line from labels to logprob crosses the GPU 1 boxes.
+    root = parse(network_svg(release.experiment("120").layers, href=href, id_prefix="n"))
+    labels = root.find(f".//{NS}g[@id='n-labels']")
+    x, y, w, h = rect_of(labels)
+    logprob = rect_of(root.find(f".//{NS}g[@id='n-logprob']"))
+    straight = f"M{x + w / 2},{y + h} L{logprob[0] + w / 2},{logprob[1]}"
+    edge = next(p for p in root.iter(f"{NS}path") if hover(p) == "labels → logprob")
+    assert "routed" in classes(edge)
+    edge.set("d", straight)
+    assert ("labels → logprob", "probs") in edges_through_boxes(root, "n")
+
+
+def test_data_boxes_sit_inside_one_lane(release):
+    for path, graph in release.layer_graphs.items():
+        root = parse(network_svg(graph, href=href, id_prefix="net"))
+        lanes = [first_rect(g) for g in groups(root, "lane")]
+        if not lanes:
+            continue
+        data = {layer.name for layer in graph.layers if layer.gpu == -1}
+        for g in groups(root, "layer"):
+            if g.get("id")[4:] in data:
+                x, _, w, _ = rect_of(g)
+                assert any(lx <= x and x + w <= lx + lw for lx, _, lw, _ in lanes), (path, g.get("id"))
+    root = parse(network_svg(release.experiment("120").layers, href=href, id_prefix="n"))
+    lane_of = {g.get("id"): first_rect(g) for g in groups(root, "lane")}
+    labels = rect_of(root.find(f".//{NS}g[@id='n-labels']"))
+    gpu1 = lane_of["n-lane-gpu1"]
+    assert gpu1[0] <= labels[0] and labels[0] + labels[2] <= gpu1[0] + gpu1[2]  # above its cost layer
 
 
 def test_network_120_reads_like_the_paper_figure(release):
@@ -278,3 +382,72 @@ def test_timeline_packs_concurrent_runs_and_escapes(release):
     assert [classes(g) & {"result", "killed", "on_hold", "unknown"} for g in groups(root, "run")] == \
         [{"result"}, {"killed"}, {"on_hold"}, {"unknown"}]
     assert len({next(g.iter(f"{NS}rect")).get("fill") for g in groups(root, "run")}) == 4
+
+
+def label_boxes(root: ET.Element) -> list[tuple[str, tuple[float, float, float, float]]]:
+    """Each run's bar and its text's estimated box (~6.5 px a character at 12 px)."""
+    out = []
+    for g in groups(root, "run"):
+        bar = rect_of(g, "bar")
+        text = next(g.iter(f"{NS}text"))
+        size = float(text.get("font-size") or 12)
+        width = len(text.text) * max(6.5, 0.54 * size)
+        out.append((g.get("id"), bar))
+        out.append((g.get("id") + " text", (float(text.get("x")), bar[1], width, bar[3])))
+    return out
+
+
+def test_timeline_labels_overlap_no_bar_or_label(release):
+    root = parse(timeline_svg(timeline_runs(release), href=href))
+    boxes = label_boxes(root)
+    clashes = [(a[0], b[0]) for a, b in itertools.combinations(boxes, 2) if overlapping([a[1], b[1]])]
+    assert clashes == []
+    # Concurrent runs with long texts: each text pushes the next bar to another sub-row.
+    start = datetime(2012, 7, 1)
+    runs = [TimelineRun(f"{i}-a-long-experiment-name", 0, "krunch", datetime(2012, 7, 1 + 2 * i),
+                        datetime(2012, 7, 2 + 2 * i), True, "result", 0.18, "") for i in range(5)]
+    small = parse(timeline_svg(runs, href=href, start=start, end=datetime(2012, 9, 1)))
+    boxes = label_boxes(small)
+    assert not any(overlapping([a[1], b[1]]) for a, b in itertools.combinations(boxes, 2))
+    assert len({box[1][1] for box in boxes}) > 1
+
+
+def test_timeline_text_is_readable_at_the_page_width(release):
+    """The entrance page shows the timeline at 1100 px or wider (site.css), scaled to fit."""
+    root = parse(timeline_svg(timeline_runs(release), href=href))
+    view_width = float(root.get("viewBox").split()[2])
+    scale = min(1.0, 1100 / view_width)  # narrower drawings are stretched to 1100 px
+    sizes = [float(t.get("font-size") or root.get("font-size")) for t in root.iter(f"{NS}text")]
+    assert min(sizes) * scale >= 11, (min(sizes), view_width)
+
+
+def test_lineage_boxes_fit_their_whole_id(release):
+    root = parse(lineage_svg(release, href=href))
+    nodes = {g.get("id")[len("lineage-"):]: g for g in groups(root, "node")}
+    longest = max(nodes, key=len)
+    assert len(longest) > 14  # "#flickr-102-inet-init": the release has ids longer than the narrowest box holds
+    for eid, g in nodes.items():
+        name = next(g.iter(f"{NS}text")).text
+        assert name == f"#{eid}", name
+        assert rect_of(g)[2] >= len(name) * 7.2, eid  # ~7.2 px a bold character at 12 px
+    widths = {rect_of(g)[2] for g in nodes.values()}
+    assert min(widths) == rect_of(nodes["120"])[2] < rect_of(nodes[longest])[2]
+    # An absurdly long id is still cut (the whole id stays in the hover text).
+    long_id = "x" * 60
+    tiny = SimpleNamespace(experiments={
+        "1": SimpleNamespace(id="1", parents=(), children=(long_id,), dataset=_Dataset(), final_result=None,
+                             start=None),
+        long_id: SimpleNamespace(id=long_id, parents=("1",), children=(), dataset=_Dataset(), final_result=None,
+                                 start=None)})
+    tiny.sorted_experiments = lambda: list(tiny.experiments.values())
+    root = parse(lineage_svg(tiny, href=href, id_prefix="t"))
+    node = root.find(f".//{NS}g[@id='t-{long_id}']")
+    assert next(node.iter(f"{NS}text")).text.endswith("…") and long_id in hover(node)
+    assert rect_of(node)[2] < 60 * 7.2
+
+
+class _Dataset:
+    family = "ImageNet"
+
+    def label(self) -> str:
+        return "ImageNet 2012"
