@@ -132,10 +132,10 @@ def _lane_key(layer: LayerDef) -> str:
     return f"gpu {layer.gpu}"
 
 
-def _depths(layers: Sequence[LayerDef]) -> dict[str, int]:
-    """Longest path from a layer without (known) inputs. A cycle (the release has none; a
-    broken file may) is cut where the walk meets a layer already on its path."""
-    by_name = {layer.name: layer for layer in layers}
+def _longest_paths(order: Sequence[str], sources: Callable[[str], Iterable[str]]) -> dict[str, int]:
+    """Each node's longest path from a node without sources (layer depth, family generation).
+    A cycle (the release has none; a broken file may) is cut where the walk meets a node
+    already on its path."""
     depth: dict[str, int] = {}
     on_path: set[str] = set()
 
@@ -144,16 +144,22 @@ def _depths(layers: Sequence[LayerDef]) -> dict[str, int]:
             return depth[name]
         on_path.add(name)
         best = 0
-        for source in by_name[name].inputs:
-            if source in by_name and source not in on_path and source != name:
+        for source in sources(name):
+            if source not in on_path and source != name:
                 best = max(best, visit(source) + 1)
         on_path.discard(name)
         depth[name] = best
         return best
 
-    for layer in layers:
-        visit(layer.name)
+    for name in order:
+        visit(name)
     return depth
+
+
+def _depths(layers: Sequence[LayerDef]) -> dict[str, int]:
+    by_name = {layer.name: layer for layer in layers}
+    return _longest_paths([layer.name for layer in layers],
+                          lambda name: [source for source in by_name[name].inputs if source in by_name])
 
 
 @dataclass(frozen=True, slots=True)
@@ -595,24 +601,8 @@ def lineage_svg(archive, *, href: Href, id_prefix: str = "lineage", focus: str |
         for parent in parents_of.get(child, []):
             children_of[parent].append(child)
 
-    # Generations: longest path from a root; a cycle is cut where the walk meets itself.
-    generation: dict[str, int] = {}
-    on_path: set[str] = set()
-
-    def visit(eid: str) -> int:
-        if eid in generation:
-            return generation[eid]
-        on_path.add(eid)
-        best = 0
-        for parent in parents_of.get(eid, []):
-            if parent not in on_path:
-                best = max(best, visit(parent) + 1)
-        on_path.discard(eid)
-        generation[eid] = best
-        return best
-
-    for eid in order:
-        visit(eid)
+    # Generations: longest path from a root.
+    generation = _longest_paths(order, lambda eid: parents_of.get(eid, []))
     edges = [(p, c) for c in order for p in parents_of.get(c, []) if generation[p] < generation[c]]
 
     # Waypoints ("dummy" nodes) for edges that skip generations.
