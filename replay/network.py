@@ -1,0 +1,411 @@
+"""A replayed network: the plan's layers run forward and backward on logical GPUs.
+
+Every tensor lives on the logical GPU its layer names (`gpu=`). An activation read by a layer
+on another GPU, and the gradient going back, cross only through `Transfers.copy`, which
+counts copies and bytes per batch (SEMANTICS.md §6: each layer's output is copied once to
+each other GPU that reads it). The NumPy reference keeps every "GPU" in host memory; the copy
+is still a real copy, so a layer can never read another GPU's buffer by accident.
+
+Layer by layer the rules are the backend's (replay/backends/numpy_ref): this module only wires
+them — which function, with which of the layer's settings (layer file) and parameters (params
+file), in what order, and where gradients add up ("the first consumer writes, the rest add",
+SEMANTICS.md §3).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from archive.catalog import Experiment
+from archive.source import ArchiveError
+
+from .backends.numpy_ref import conv as conv_ops
+from .backends.numpy_ref import costs as cost_ops
+from .backends.numpy_ref import dense as dense_ops
+from .backends.numpy_ref import norm as norm_ops
+from .backends.numpy_ref import pool as pool_ops
+from .backends.numpy_ref import preprocess as pre_ops
+from .plan import PlanLayer, ReplayPlan
+
+# The 2012 bugs a replay reproduces unless asked to fix them (SEMANTICS.md §9).
+FIXABLE = {
+    "norm-size-gradient": "rnorm/cnorm with size >= 6 overwrite other consumers' gradients (conv_util.cu: "
+                          "convResponseNormUndo)",
+}
+
+
+class ReplayError(Exception):
+    """A configuration the replay cannot run; the message names the layer and its file:line."""
+
+
+@dataclass
+class Transfers:
+    """Copies between logical GPUs in the current batch: forward and backward, counted."""
+
+    copies: int = 0
+    bytes: int = 0
+    per_batch: list[tuple[int, int]] = field(default_factory=list)
+
+    def copy(self, array: np.ndarray, source: int | None, target: int | None) -> np.ndarray:
+        if source is None or target is None or source == target or source < 0:
+            return array  # host data (the data layer) is copied to each GPU anyway; not GPU-to-GPU traffic
+        self.copies += 1
+        self.bytes += array.nbytes
+        return array.copy()
+
+    def end_batch(self) -> None:
+        self.per_batch.append((self.copies, self.bytes))
+        self.copies = self.bytes = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Costs:
+    """What the cost layers returned for one minibatch, as the original's sums (SEMANTICS.md §8)."""
+
+    cases: int
+    values: dict[str, tuple[float, ...]]  # cost layer -> (Σ NLL, top-1 errors, top-k errors) for logreg
+
+
+def _per_input(value, index: int):
+    if isinstance(value, (list, tuple)):
+        return value[index] if index < len(value) else value[-1]
+    return value
+
+
+class Network:
+    def __init__(self, plan: ReplayPlan, experiment: Experiment, *, rng: np.random.Generator,
+                 fixes: frozenset[str] = frozenset(), dtype=np.float32):
+        unknown = set(fixes) - set(FIXABLE)
+        if unknown:
+            raise ReplayError(f"--fix {', '.join(sorted(unknown))}: not a known 2012 bug "
+                              f"(known: {', '.join(sorted(FIXABLE))})")
+        self.plan, self.experiment, self.fixes, self.dtype = plan, experiment, fixes, dtype
+        self.layers = {layer.name: layer for layer in plan.layers}
+        self.order = [layer.name for layer in plan.layers]
+        self.consumers: dict[str, list[str]] = {name: [] for name in self.order}
+        for layer in plan.layers:
+            for source in layer.inputs:
+                self.consumers[source].append(layer.name)
+        self.transfers = Transfers()
+        self.weights: dict[str, np.ndarray] = {}
+        self.momentum: dict[str, np.ndarray] = {}
+        self.conns: dict[str, np.ndarray] = {}
+        for layer in plan.layers:
+            self._check_supported(layer)
+        self._initialise(rng)
+        self._acts: dict[str, np.ndarray] = {}
+        self._cache: dict[str, object] = {}
+        self.grads: dict[str, np.ndarray] = {}
+
+    # --- set-up ---------------------------------------------------------------------------
+
+    def _where(self, layer: PlanLayer) -> str:
+        return f"layer {layer.name!r} ({layer.source})"
+
+    def _params_value(self, layer: PlanLayer, key: str, default=None):
+        section = self.experiment.params.get(layer.split_from or layer.name)
+        if section is None or key not in section.values:
+            return default
+        return section.values[key]
+
+    def _required(self, layer: PlanLayer, key: str) -> float:
+        value = self._params_value(layer, key)
+        if value is None:
+            raise ReplayError(f"{self._where(layer)}: {self.experiment.params_file} gives no {key!r} for it "
+                              "(the 2012 parser refused this pair of files too)")
+        return float(value)
+
+    SUPPORTED = {"data", "conv", "local", "fc", "neuron", "pool", "cmrnorm", "rnorm", "cnorm", "softmax",
+                 "cost.logreg", "hs", "blur", "nailbed", "concat", "eltsum", "eltmax"}
+
+    def _check_supported(self, layer: PlanLayer) -> None:
+        if layer.type not in self.SUPPORTED:
+            raise ReplayError(f"{self._where(layer)}: layer type {layer.type!r} is not replayed yet "
+                              f"(replayed: {', '.join(sorted(self.SUPPORTED))})")
+        if layer.type in ("conv", "local") and any(_per_input(layer.settings.get("randSparse", False), i)
+                                                   for i in range(len(layer.inputs))):
+            pass  # connectivity drawn in _initialise
+        # The params file must give what the layer needs, before any training starts.
+        for key in {"cmrnorm": ("scale", "pow"), "rnorm": ("scale", "pow"), "cnorm": ("scale", "pow"),
+                    "cost.logreg": ("coeff",), "hs": ("enable",)}.get(layer.type, ()):
+            self._required(layer, key)
+        for key in ("initWFunc", "initBFunc", "initCFunc", "weightSource"):
+            if layer.settings.get(key):
+                raise ReplayError(f"{self._where(layer)}: {key}={layer.settings[key]} needs a function or "
+                                  "weights the release does not include (SEMANTICS.md §4.1); supply weights "
+                                  "from a checkpoint instead")
+
+    def _initialise(self, rng: np.random.Generator) -> None:
+        """W = initW·randn, b = initB, momentum 0 (layer.py: WeightLayerParser.make_weights/make_biases)."""
+        for param in self.plan.params:
+            layer = self.layers[param.layer]
+            rows, cols = param.shape
+            if rows is None or cols is None:
+                raise ReplayError(f"{self._where(layer)}: the shape of {param.key} is unknown")
+            if param.kind == "weights":
+                init = float(_per_input(layer.settings.get("initW", 0.01), param.input_index or 0))
+                value = (init * rng.standard_normal((rows, cols))).astype(self.dtype)
+            else:
+                value = np.full((rows, cols), float(layer.settings.get("initB", 0.0)), dtype=self.dtype)
+            self.weights[param.key] = value
+            self.momentum[param.key] = np.zeros_like(value)
+        for layer in self.plan.layers:
+            if layer.type not in ("conv", "local"):
+                continue
+            for i in range(len(layer.inputs)):
+                if _per_input(layer.settings.get("randSparse", False), i):
+                    channels = layer.derived["channels"][i]
+                    groups = _per_input(layer.settings.get("groups", 1), i)
+                    over = layer.derived["overSample"][i]
+                    # layer.py: gen_rand_conns: overSample random permutations of the channels, end to end.
+                    conns = np.concatenate([rng.permutation(channels) for _ in range(over)])
+                    self.conns[f"{layer.name}[{i}]"] = conns[: groups * layer.derived["filterChannels"][i]]
+
+    def param_key(self, layer: str, kind: str, index: int | None = None) -> str:
+        return self.plan.param(layer, kind, index).key
+
+    # --- forward ----------------------------------------------------------------------------
+
+    def forward(self, data: np.ndarray, labels: np.ndarray, *, train: bool, rng: np.random.Generator) -> Costs:
+        """One minibatch: data (3·S·S, N), labels (1, N). Keeps what backward needs."""
+        self._acts, self._cache = {}, {}
+        cases = data.shape[1]
+        values: dict[str, tuple[float, ...]] = {}
+        for name in self.order:
+            layer = self.layers[name]
+            if layer.type == "data":
+                self._acts[name] = (data if layer.derived.get("dataIdx", layer.settings.get("dataIdx")) == 0
+                                    else labels).astype(self.dtype, copy=False)
+                continue
+            inputs = [self._input(source, layer) for source in layer.inputs]
+            if layer.type == "cost.logreg":
+                labels_in, probs = inputs
+                topk = int(self._params_value(layer, "topk", 1) or 1)
+                values[name] = cost_ops.logreg_cost(labels_in.astype(np.int64).reshape(-1), probs, topk=topk)
+                self._acts[name] = probs
+                continue
+            self._acts[name] = self._forward_layer(layer, inputs, train, rng)
+        return Costs(cases, values)
+
+    def _input(self, source: str, layer: PlanLayer) -> np.ndarray:
+        """The source's output on this layer's GPU: a counted copy the first time another GPU reads it."""
+        producer = self.layers[source]
+        key = f"{source}@{layer.gpu}"
+        if key not in self._cache:
+            self._cache[key] = self.transfers.copy(self._acts[source], producer.gpu, layer.gpu)
+        return self._cache[key]
+
+    def _conv_geometry(self, layer: PlanLayer, i: int) -> dict:
+        d, s = layer.derived, layer.settings
+        return dict(channels=d["channels"][i], filter_size=d["filterSize"][i],
+                    padding=_per_input(s.get("padding", 0), i), stride=_per_input(s.get("stride", 1), i),
+                    groups=_per_input(s.get("groups", 1), i), filter_channels=d["filterChannels"][i],
+                    modules_x=d["modulesX"], conns=self.conns.get(f"{layer.name}[{i}]"))
+
+    def _forward_layer(self, layer: PlanLayer, inputs: list[np.ndarray], train: bool, rng) -> np.ndarray:
+        t, s, d = layer.type, layer.settings, layer.derived
+        if t in ("conv", "local"):
+            run = conv_ops.conv_forward if t == "conv" else conv_ops.local_forward
+            y = sum(run(x, self.weights[self.param_key(layer.name, "weights", i)], **self._conv_geometry(layer, i))
+                    for i, x in enumerate(inputs))
+            shared = t == "conv" and bool(s.get("sharedBiases", True))
+            return conv_ops.add_conv_bias(y, self.weights[self.param_key(layer.name, "biases", None)],
+                                          shared=shared, filters=d["filters"])
+        if t == "fc":
+            ws = [self.weights[self.param_key(layer.name, "weights", i)] for i in range(len(inputs))]
+            return dense_ops.fc_forward(inputs, ws, self.weights[self.param_key(layer.name, "biases", None)])
+        if t == "neuron":
+            kind, params = dense_ops.parse_neuron(layer.neuron or s.get("neuron"))
+            return dense_ops.neuron_forward(inputs[0], kind, params, rng=rng)
+        if t == "pool":
+            return pool_ops.pool_forward(inputs[0], **self._pool_geometry(layer))
+        if t in ("cmrnorm", "rnorm", "cnorm"):
+            scale, power = self._required(layer, "scale"), self._required(layer, "pow")
+            common = dict(channels=s["channels"], size=s["size"], scale=scale, pow=power)
+            if t == "cmrnorm":
+                y, denoms = norm_ops.cmrnorm_forward(inputs[0], min_div=float(self._params_value(layer, "minDiv", 1.0)),
+                                                     **common)
+                self._cache[layer.name] = denoms
+            elif t == "rnorm":
+                y, denoms = norm_ops.rnorm_forward(inputs[0], **common)
+                self._cache[layer.name] = denoms
+            else:
+                y, denoms, diffs = norm_ops.cnorm_forward(inputs[0], **common)
+                self._cache[layer.name] = (denoms, diffs)
+            return y
+        if t == "softmax":
+            return dense_ops.softmax_forward(inputs[0])
+        if t == "hs":
+            enable = bool(self._params_value(layer, "enable", True))
+            y, mask = dense_ops.dropout_forward(inputs[0], keep=float(s["keep"]), enable=enable, train=train, rng=rng)
+            self._cache[layer.name] = (mask, enable, train)
+            return y
+        if t == "blur":
+            return pre_ops.blur_forward(inputs[0], channels=s["channels"], filter_size=s["filterSize"],
+                                        stdev=float(s["stdev"]))
+        if t == "nailbed":
+            return pre_ops.nailbed_forward(inputs[0], channels=s["channels"], stride=s["stride"])
+        if t == "concat":
+            return dense_ops.concat_forward(inputs)
+        if t == "eltsum":
+            return dense_ops.eltsum_forward(inputs, s.get("coeffs"))
+        if t == "eltmax":
+            return dense_ops.eltmax_forward(inputs)
+        raise ReplayError(f"{self._where(layer)}: no forward rule for {t!r}")
+
+    def _pool_geometry(self, layer: PlanLayer) -> dict:
+        s, d = layer.settings, layer.derived
+        return dict(channels=s["channels"], size_x=s["sizeX"], stride=s["stride"], start=d.get("start", 0),
+                    outputs_x=d.get("outputsX", 0), pool=s["pool"],
+                    do_max=bool(self._params_value(layer, "doMax", False)))
+
+    # --- backward ---------------------------------------------------------------------------
+
+    def backward(self, labels: np.ndarray) -> None:
+        """Gradients of the summed cost (× each cost layer's coeff): `self.grads[param key]` hold the
+        1/N-normalised weight gradients (our sign: derivatives, SEMANTICS.md §0 and §4.2)."""
+        pending: dict[str, np.ndarray] = {}  # layer -> d(cost)/d(its output), on its GPU
+        fused: set[str] = set()
+        self.grads = {}
+        for name in reversed(self.order):
+            layer = self.layers[name]
+            if layer.type == "cost.logreg":
+                self._logreg_backward(layer, labels, pending, fused)
+                continue
+            if layer.type == "data" or name in fused or name not in pending or not layer.grad_consumer:
+                continue
+            dy = pending.pop(name)
+            for index, source in enumerate(layer.inputs):
+                self._weight_grads(layer, index, dy)
+            for index, source in enumerate(layer.inputs):
+                producer = self.layers[source]
+                if producer.type == "data" or not producer.grad_consumer:
+                    continue
+                dx = self._input_grad(layer, index, dy, pending.get(source))
+                self._deposit(source, layer, dx, pending)
+            if layer.type in ("conv", "local", "fc"):
+                self._bias_grad(layer, dy)
+        self.transfers.end_batch()
+
+    def _deposit(self, source: str, consumer: PlanLayer, dx: np.ndarray | None, pending: dict) -> None:
+        if dx is None:
+            return
+        dx = self.transfers.copy(dx, consumer.gpu, self.layers[source].gpu)
+        pending[source] = dx if source not in pending else pending[source] + dx
+
+    def _logreg_backward(self, layer: PlanLayer, labels: np.ndarray, pending: dict, fused: set) -> None:
+        coeff = float(self._params_value(layer, "coeff", 1.0))
+        if coeff == 0:
+            return  # CostLayer::bprop: a zero coeff sends nothing
+        label_source, probs_source = layer.inputs
+        probs_layer = self.layers[probs_source]
+        int_labels = labels.astype(np.int64).reshape(-1)
+        probs = self._acts[probs_source]
+        if (probs_layer.type == "softmax" and cost_ops.softmax_logreg_fused(
+                [self.layers[c].type for c in self.consumers[probs_source]], probs_layer.gpu == layer.gpu)):
+            # SoftmaxLayer::bpropActs: the softmax and the cost together, straight to the softmax's input.
+            fused.add(probs_source)
+            dx = cost_ops.softmax_logreg_backward(int_labels, probs, coeff)
+            self._deposit(probs_layer.inputs[0], probs_layer, dx, pending)
+            return
+        dy = cost_ops.logreg_backward_probs(int_labels, probs, coeff)
+        self._deposit(probs_source, layer, dy, pending)
+
+    def _input_grad(self, layer: PlanLayer, index: int, dy: np.ndarray, prev: np.ndarray | None):
+        t, s, d = layer.type, layer.settings, layer.derived
+        x = self._input(layer.inputs[index], layer)
+        if t in ("conv", "local"):
+            run = conv_ops.conv_backward_data if t == "conv" else conv_ops.local_backward_data
+            return run(dy, self.weights[self.param_key(layer.name, "weights", index)],
+                       image_size=d["imgSize"][index], **self._conv_geometry(layer, index))
+        if t == "fc":
+            return dense_ops.fc_backward_data(dy, self.weights[self.param_key(layer.name, "weights", index)])
+        y = self._acts[layer.name]
+        if t == "neuron":
+            kind, params = dense_ops.parse_neuron(layer.neuron or s.get("neuron"))
+            return dense_ops.neuron_backward(x, y, dy, kind, params)
+        if t == "pool":
+            return pool_ops.pool_backward(x, y, dy, **self._pool_geometry(layer))
+        if t in ("cmrnorm", "rnorm", "cnorm"):
+            scale, power = self._required(layer, "scale"), self._required(layer, "pow")
+            common = dict(channels=s["channels"], size=s["size"], scale=scale, pow=power)
+            fix = "norm-size-gradient" in self.fixes
+            if t == "cmrnorm":
+                return norm_ops.cmrnorm_backward(x, y, self._cache[layer.name], dy,
+                                                 min_div=float(self._params_value(layer, "minDiv", 1.0)), **common)
+            if t == "rnorm":
+                return self._replace(layer.inputs[index], norm_ops.rnorm_backward(
+                    x, y, self._cache[layer.name], dy, prev_grad=prev, fix_size_bug=fix, **common), prev)
+            denoms, diffs = self._cache[layer.name]
+            return self._replace(layer.inputs[index], norm_ops.cnorm_backward(
+                diffs, y, denoms, dy, prev_grad=prev, fix_size_bug=fix, **common), prev)
+        if t == "softmax":
+            return dense_ops.softmax_backward(y, dy)
+        if t == "hs":
+            mask, enable, train = self._cache[layer.name]
+            return dense_ops.dropout_backward(dy, mask, keep=float(s["keep"]), enable=enable, train=train)
+        if t == "blur":
+            return pre_ops.blur_backward(dy, channels=s["channels"], filter_size=s["filterSize"],
+                                         stdev=float(s["stdev"]))
+        if t == "nailbed":
+            return pre_ops.nailbed_backward(dy, channels=s["channels"], stride=s["stride"], img_size=d["imgSize"])
+        if t == "concat":
+            sizes = [self._acts[source].shape[0] for source in layer.inputs]
+            return dense_ops.concat_backward(dy, sizes)[index]
+        if t == "eltsum":
+            return dense_ops.eltsum_backward(dy, s.get("coeffs") or [1.0] * len(layer.inputs))[index]
+        if t == "eltmax":
+            xs = [self._input(source, layer) for source in layer.inputs]
+            return dense_ops.eltmax_backward(dy, xs, y)[index]
+        raise ReplayError(f"{self._where(layer)}: no backward rule for {t!r}")
+
+    def _replace(self, source: str, buffer: np.ndarray, prev: np.ndarray | None):
+        """rnorm/cnorm return the whole gradient buffer of their input (with the size >= 6 bug it may
+        have dropped `prev`); turn it back into this layer's contribution."""
+        return buffer if prev is None else buffer - prev
+
+    def _weight_grads(self, layer: PlanLayer, index: int, dy: np.ndarray) -> None:
+        if layer.type not in ("conv", "local", "fc"):
+            return
+        key = self.param_key(layer.name, "weights", index)
+        x = self._input(layer.inputs[index], layer)
+        if layer.type == "fc":
+            self.grads[key] = dense_ops.fc_backward_weights(x, dy)
+        elif layer.type == "conv":
+            self.grads[key] = conv_ops.conv_backward_weights(x, dy, partial_sum=int(layer.settings.get("partialSum", 0)),
+                                                             **self._conv_geometry(layer, index))
+        else:
+            self.grads[key] = conv_ops.local_backward_weights(x, dy, **self._conv_geometry(layer, index))
+
+    def _bias_grad(self, layer: PlanLayer, dy: np.ndarray) -> None:
+        key = self.param_key(layer.name, "biases", None)
+        if layer.type == "fc":
+            self.grads[key] = dense_ops.fc_bias_grad(dy)
+        else:
+            shared = layer.type == "conv" and bool(layer.settings.get("sharedBiases", True))
+            self.grads[key] = conv_ops.conv_bias_grad(dy, shared=shared, filters=layer.derived["filters"])
+
+    # --- update -----------------------------------------------------------------------------
+
+    def update(self, *, epoch: float, progress: float, rng=None) -> None:
+        from .update import update_param
+
+        for param in self.plan.params:
+            grad = self.grads.get(param.key)
+            if grad is None:
+                continue
+            layer = self.layers[param.layer]
+            modules = layer.derived.get("modules") if layer.type == "local" else None
+            self.weights[param.key], self.momentum[param.key] = update_param(
+                param, self.weights[param.key], self.momentum[param.key], grad, epoch=epoch, progress=progress,
+                layer_type=layer.type, modules=modules, rng=rng)
+
+    def output(self, name: str) -> np.ndarray:
+        return self._acts[name]
+
+
+def check_experiment(experiment: Experiment) -> None:
+    if experiment.layers is None:
+        raise ArchiveError(None, f"experiment #{experiment.id} has no layer-definition file to replay",
+                           "replay.no-layers")

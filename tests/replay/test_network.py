@@ -1,0 +1,104 @@
+"""replay/network.py: whole archived nets forward and backward on logical GPUs.
+
+Layer by layer the rules are tested against PyTorch in the backend's tests; here the wiring is:
+the gradient of the whole net (float64) against finite differences of its cost, and the
+GPU-to-GPU traffic of #120 against what the plan predicts."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from replay.network import Network, ReplayError
+from replay.plan import build_plan
+
+
+def make(release, eid, dtype=np.float64, seed=0):
+    experiment = release.experiment(eid)
+    return Network(build_plan(experiment), experiment, rng=np.random.default_rng(seed), dtype=dtype), experiment
+
+
+def batch(experiment, cases, seed=1, scale=1.0, classes=10):
+    rng = np.random.default_rng(seed)
+    side = experiment.input.size
+    data = rng.normal(0.0, scale, size=(3 * side * side, cases))
+    labels = rng.integers(0, classes, size=(1, cases)).astype(np.float64)
+    return data, labels
+
+
+def total_cost(net, data, labels):
+    costs = net.forward(data, labels, train=False, rng=np.random.default_rng(0))
+    coeffs = {name: float(net._params_value(net.layers[name], "coeff", 1.0)) for name in costs.values}
+    return sum(coeffs[name] * values[0] for name, values in costs.values.items())
+
+
+# conv + pool + rnorm + fc; conv + local; conv + cmrnorm + concat + three fc (one reading a layer twice).
+# Input scales: pixel-sized inputs keep the pre-activations well away from the relu kinks at this step
+# size, and example-gc's wide fc layers need small ones so that no probability underflows to 0.
+@pytest.mark.parametrize("eid,scale", [("cifar-18pct-noisylr", 20.0), ("example-conv-local-12pct", 20.0),
+                                       ("example-gc", 1.0)])
+def test_whole_net_gradient_matches_finite_differences(release, eid, scale):
+    net, experiment = make(release, eid)
+    data, labels = batch(experiment, cases=3, scale=scale)
+    cases = data.shape[1]
+    net.forward(data, labels, train=True, rng=np.random.default_rng(0))
+    net.backward(labels)
+    rng = np.random.default_rng(2)
+    checked = 0
+    for param in net.plan.params:
+        if param.key not in net.grads:
+            continue
+        w = net.weights[param.key]
+        for _ in range(3):
+            index = tuple(int(rng.integers(0, n)) for n in w.shape)
+            saved, step = w[index], 1e-7
+            w[index] = saved + step
+            up = total_cost(net, data, labels)
+            w[index] = saved - step
+            down = total_cost(net, data, labels)
+            w[index] = saved
+            numeric = (up - down) / (2 * step) / cases  # weight gradients are 1/N-normalised
+            # abs: the difference quotient's own rounding, ~1e-16·cost/step/N ≈ 1e-8 at a cost near 7.
+            assert net.grads[param.key][index] == pytest.approx(numeric, rel=1e-4, abs=2e-8), (param.key, index)
+            checked += 1
+    assert checked >= 3 * 6
+
+
+def test_120_moves_what_the_plan_says_between_its_gpus(release):
+    net, experiment = make(release, "120", dtype=np.float32)
+    data, labels = batch(experiment, cases=2, scale=20.0, classes=1000)
+    costs = net.forward(data, labels, train=True, rng=np.random.default_rng(0))
+    net.backward(labels)
+    copies, moved = net.transfers.per_batch[-1]
+    forward, backward = net.plan.transfer_bytes(2)
+    assert moved == forward + backward
+    # One copy per (source, other GPU) forward, and one back where the source wants its gradient.
+    assert copies == len(net.plan.transfers) + sum(t.backward for t in net.plan.transfers)
+    cost, top1, top5 = costs.values["logprob"]
+    assert np.isfinite(cost) and 0 <= top1 <= 2 and 0 <= top5 <= top1
+    # Every tensor stays on its layer's GPU: both towers got weight gradients, and conv1/conv2 too
+    # (their rates start above zero: the plan rebuilds the starting values from the log).
+    assert {"conv1a.weights[0]", "conv1b.weights[0]", "fc1000.weights[0]"} <= set(net.grads)
+
+
+def test_an_update_moves_the_weights_the_2012_way(release):
+    net, experiment = make(release, "cifar-18pct-noisylr", dtype=np.float64)
+    data, labels = batch(experiment, cases=4, scale=0.5)
+    before = {k: v.copy() for k, v in net.weights.items()}
+    net.forward(data, labels, train=True, rng=np.random.default_rng(0))
+    net.backward(labels)
+    net.update(epoch=1, progress=0.0)
+    param = next(p for p in net.plan.params if p.kind == "weights" and p.timetable.value_at(1) > 0)
+    eps = param.timetable.value_at(1)
+    # First step from zero momentum: V = −ε·G − wc·ε·W, W' = W + V (SEMANTICS.md §4.3, our sign).
+    expected = before[param.key] - eps * net.grads[param.key] - param.wc * eps * before[param.key]
+    np.testing.assert_allclose(net.weights[param.key], expected, rtol=1e-12)
+
+
+def test_configs_the_replay_cannot_run_are_refused_before_training(release):
+    experiment = release.experiment("example-example")  # its params file lacks the norm layers' scale/pow
+    with pytest.raises(ReplayError, match=r"layer 'rnorm1' \(example-layers/layers-example.cfg:\d+\).*gives no 'scale'"):
+        Network(build_plan(experiment), experiment, rng=np.random.default_rng(0))
+    with pytest.raises(ReplayError, match="not a known 2012 bug"):
+        make(release, "cifar-18pct-noisylr")[0].__class__(build_plan(release.experiment("cifar-18pct-noisylr")),
+                                                          release.experiment("cifar-18pct-noisylr"),
+                                                          rng=np.random.default_rng(0), fixes=frozenset({"nope"}))
