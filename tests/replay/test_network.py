@@ -43,12 +43,14 @@ def test_whole_net_gradient_matches_finite_differences(release, eid, scale):
     net.forward(data, labels, train=True, rng=np.random.default_rng(0))
     net.backward(labels)
     rng = np.random.default_rng(2)
-    checked = 0
+    base = total_cost(net, data, labels)
+    checked = kinks = 0
     for param in net.plan.params:
         if param.key not in net.grads:
             continue
         w = net.weights[param.key]
-        for _ in range(3):
+        done = 0
+        while done < 3:
             index = tuple(int(rng.integers(0, n)) for n in w.shape)
             saved, step = w[index], 1e-7
             w[index] = saved + step
@@ -56,9 +58,17 @@ def test_whole_net_gradient_matches_finite_differences(release, eid, scale):
             w[index] = saved - step
             down = total_cost(net, data, labels)
             w[index] = saved
+            # A relu input within `step` of 0 makes the cost bend inside the difference: the two
+            # one-sided slopes disagree there. Such points say nothing about the wiring; draw another.
+            right, left = (up - base) / step, (base - down) / step
+            if abs(right - left) > 1e-3 * max(abs(right), abs(left)) + 1e-6:
+                kinks += 1
+                assert kinks < 20, "too many kinks: the check is not measuring anything"
+                continue
             numeric = (up - down) / (2 * step) / cases  # weight gradients are 1/N-normalised
             # abs: the difference quotient's own rounding, ~1e-16·cost/step/N ≈ 1e-8 at a cost near 7.
             assert net.grads[param.key][index] == pytest.approx(numeric, rel=1e-4, abs=2e-8), (param.key, index)
+            done += 1
             checked += 1
     assert checked >= 3 * 6
 
