@@ -13,17 +13,17 @@ Three pieces:
   the log's epsW changes. `rate_at(param, epoch, progress)` combines a plan parameter's timetable
   with its schedule.
 
-DUPLICATION (temporary): the rebuild follows the rules of webapp/curves.py (its module docstring,
-rules 1-6 and 8) because replay may not import webapp. Both should use one implementation in
-archive/ (see the report of the replay-plan helper). Where this module differs it says so:
-it rebuilds ONE timeline (the last run's, when runs overlap), and it gives every epoch a value
-(an unknown earlier value is assumed equal to the next known one, with a note).
+The rebuild is `archive.lrhistory.epsw_history`, the same history the site's charts draw
+(webapp/curves.py). The replay needs ONE timeline per weight matrix where the history may hold
+several runs (restarts): it follows the history's last run, the one the params file ends; a
+change without an epoch takes effect at the epoch of the event before it; and every epoch gets a
+value (an unknown earlier value is assumed equal to the next known one: `Timetable.assumed`).
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
+from archive.lrhistory import Track, TrackRun, epsw_history, layer_matches
 from archive.params import Schedule, schedule_rate
 
 __all__ = [
@@ -136,239 +136,60 @@ def rate_at(param, epoch: float, progress: float, rng=None) -> float:
     return scheduled_rate(param.schedule, base, progress, rng)
 
 
-# The rebuild (webapp/curves.py rules, duplicated: see the module docstring) -----------------
+# The timetables, from archive.lrhistory -----------------------------------------------------
 
-def _same(a: float | None, b: float | None) -> bool:
-    return a is not None and b is not None and math.isclose(a, b, rel_tol=1e-6, abs_tol=1e-15)
-
-
-def _number(value) -> float | None:
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
-
-
-def layer_matches(written: str, layer_name: str) -> bool:
-    """Whether the log's "conv1" names `layer_name`: exactly, or by a prefix that does not run on
-    into a longer number (conv1 -> conv1a, conv1b; never conv10; "fc" -> fc1000). curves.py rule 2."""
-    if layer_name == written:
-        return True
-    if not layer_name.startswith(written):
-        return False
-    rest = layer_name[len(written):]
-    return not (written[-1:].isdigit() and rest[0].isdigit())
-
-
-def _epsw_changes(entry):
-    return [c for c in entry.changes if c.quantity == "epsw"]
-
-
-def _named(written_names, tracks):
-    chosen = []
-    for written in written_names:
-        exact = [t for t in tracks if t[0] == written]
-        chosen += exact or [t for t in tracks if layer_matches(written, t[0])]
-    return list(dict.fromkeys(chosen))
-
-
-def _targets(change, entry, tracks, state):
-    """(tracks a change applies to walking backwards, "named" | "value")."""
-    if change.layers:
-        return _named(change.layers, tracks), "named"
-    if change.scope == "everywhere":
-        return list(tracks), "named"
-    if change.scope == "elsewhere":
-        others = {t for c in _epsw_changes(entry) if c is not change for t in _named(c.layers, tracks)}
-        return [t for t in tracks if t not in others], "named"
-    if change.scope == "conv layers":
-        return [t for t in tracks if t[0].startswith("conv")], "named"
-    new = _number(change.new)
-    return [t for t in tracks if state[t] is not None and _same(state[t], new)], "value"
-
-
-def _run_events(experiment, run, notes):
-    """The run's epsW events in file order with their epoch (curves.py rules 6 and 8)."""
-    out = []
-    last = None
-    for index in run.entries:
-        entry = experiment.logbook.entries[index]
-        if entry.kind != "event" or not _epsw_changes(entry):
-            continue
-        where = f"{entry.span}"
-        epoch = entry.epoch
-        if epoch is None:
-            notes.append(f"{where}: the change has no epoch ({entry.epoch_text or 'none'}); "
-                         f"placed at epoch {last if last is not None else 0:g}, the one before it")
-            epoch = last if last is not None else 0.0
-        elif last is not None and epoch < last:
-            notes.append(f"{where}: epoch {epoch:g} comes after epoch {last:g} in the log; placed at {last:g}")
-            epoch = last
-        last = epoch
-        out.append((entry, float(epoch)))
-    return out
-
-
-def _first_epoch(experiment, run):
-    epochs = [experiment.logbook.entries[i].epoch for i in run.entries
-              if experiment.logbook.entries[i].epoch is not None]
-    return min(epochs) if epochs else None
-
-
-def _undo(entry, epoch, tracks, state, steps, notes) -> bool:
-    """Undo one event walking backwards (curves.py rules 2-5); False if a change chosen by
-    value matches no layer (rule 4b)."""
-    where = str(entry.span)
-    text = " ".join(part.strip() for part in entry.text.splitlines() if part.strip())
-    for change in reversed(_epsw_changes(entry)):
-        new, old = _number(change.new), _number(change.old)
-        targets, how = _targets(change, entry, tracks, state)
-        if not targets and how == "value":
-            return False
-        if not targets:
-            notes.append(f"{where}: “{change.text.strip()}” names no weight layer of the params file")
-            continue
-        for track in targets:
-            current = state[track]
-            if current is None:
-                if how != "named":
-                    continue
-                current = new  # a change naming the layer gives its value again (rule 3)
-            if new is not None and not _same(current, new):
-                notes.append(f"{where}: “{change.text.strip()}”, but {track[0]} input {track[1]} holds "
-                             f"{current:g} afterwards; kept {current:g} (the file wins)")
-            steps[track].insert(0, Step(epoch, current, where, text))
-            state[track] = old
-            if old is None:
-                notes.append(f"{where}: “{change.text.strip()}” does not say the rate before it "
-                             f"({track[0]} input {track[1]})")
-    return True
-
-
-_UNKNOWN = object()
-
-
-def _forward(events, tracks, notes):
-    """Replay events from an unknown start (curves.py `_Walker.forward`): (start per track,
-    steps per track, the tracks some change touched)."""
-    state: dict = {t: _UNKNOWN for t in tracks}
-    starts: dict = {}
-    steps: dict = {t: [] for t in tracks}
-    touched: set = set()
-    for entry, epoch in events:
-        where = str(entry.span)
-        text = " ".join(part.strip() for part in entry.text.splitlines() if part.strip())
-        for change in _epsw_changes(entry):
-            new, old = _number(change.new), _number(change.old)
-            if change.layers or change.scope:
-                targets, _ = _targets(change, entry, tracks, state)
-            elif old is None:  # every layer not frozen at 0 ("conv1/2 still 0")
-                targets = [t for t in tracks if state[t] is _UNKNOWN or (state[t] is not None and state[t] != 0)]
-            else:
-                targets = [t for t in tracks if state[t] is _UNKNOWN or _same(state[t], old)]
-            if not targets:
-                notes.append(f"{where}: “{change.text.strip()}” applies to no weight layer")
-                continue
-            for track in targets:
-                current = state[track]
-                if current is _UNKNOWN:
-                    starts[track] = old
-                elif old is not None and current is not None and not _same(current, old):
-                    notes.append(f"{where}: “{change.text.strip()}”, but {track[0]} input {track[1]} "
-                                 f"was at {current:g} before it")
-                if new is None:
-                    continue
-                steps[track].append(Step(epoch, new, where, text))
-                touched.add(track)
-                state[track] = new
-    return starts, steps, touched
+def _timetable(track: Track, track_run: TrackRun | None) -> Timetable:
+    """One timeline of `track_run` (None: no run to follow, the file's value throughout)."""
+    file_source = str(track.span)
+    if track_run is None:
+        return constant_timetable(track.file_value, file_source, "params file (no logged change)")
+    steps = [Step(s.effective_epoch, s.value, str(s.span), s.text) for s in track_run.steps]
+    assumed = track_run.start is None
+    if assumed:
+        known = steps[0] if steps else None
+        first = Step(0.0, known.value if known else track.file_value, known.source if known else file_source,
+                     "value before the first change unknown; assumed equal to the next known one")
+    elif steps:
+        first = Step(0.0, track_run.start, steps[0].source, "value before the first logged change")
+    else:
+        first = Step(0.0, track_run.start, file_source, "params file (no logged change)")
+    # Several changes at one epoch: the last one holds from that epoch on.
+    compact: list[Step] = []
+    for step in [first] + steps:
+        if compact and compact[-1].epoch == step.epoch:
+            compact[-1] = step
+        else:
+            compact.append(step)
+    return Timetable(tuple(compact), assumed)
 
 
 def epsw_timetables(experiment) -> TimetableSet:
-    """epsW per (layer, input index) of every params section with epsW, rebuilt from the params
-    file backwards through the log's epsW changes (curves.py rules 1-6, 8).
+    """epsW per (layer, input index) of every params section with epsW: one timeline each,
+    from `archive.lrhistory.epsw_history` (its rules 1-8).
 
-    One timeline: all runs with changes, in file order, when none restarts at an epoch before an
-    earlier one ended; otherwise (restarts) only the last such run, whose end the file holds
-    (the earlier runs were abandoned). Where the file cannot be the state after a change (no layer
-    holds its new value: the file was reset or not edited), that change and those before it are
-    replayed forward instead (curves.py rule 4b). Where a change gives no earlier value, the
-    earliest known value is assumed back to epoch 0 (`Timetable.assumed`), with a note.
+    The timetables follow the history's last run, the one the params file ends, walked
+    backwards from it: the runs with changes (and the last run) as one timeline when none
+    restarts at an epoch before an earlier one ended; otherwise (restarts) only the last run,
+    whose end the file holds (the earlier runs were abandoned; in #170 the last run changes
+    nothing, so the file's values hold throughout). A change without an epoch holds from the epoch of the event before it (the
+    history's `effective_epoch`). Where a change gives no earlier value, the earliest known
+    value is assumed back to epoch 0 (`Timetable.assumed`).
     """
-    notes: list[str] = []
-    file_values: dict[tuple[str, int], float] = {}
-    file_sources: dict[tuple[str, int], str] = {}
-    for layer in experiment.params.layers:
-        for i, inp in enumerate(layer.inputs):
-            if inp.epsW is None:
-                continue
-            key = (layer.name, i)
-            file_values[key] = float(inp.epsW)
-            file_sources[key] = str(layer.value_span("epsW"))
-    tracks = list(file_values)
-
-    runs = list(experiment.own_runs)
-    per_run = [(run, _run_events(experiment, run, notes)) for run in runs]
-    with_events = [(run, events) for run, events in per_run if events]
-    overlap, latest_end = False, None
-    for run, _ in with_events:
-        first = _first_epoch(experiment, run)
-        if latest_end is not None and first is not None and first < latest_end:
-            overlap = True
-        if run.last_epoch is not None:
-            latest_end = run.last_epoch if latest_end is None else max(latest_end, run.last_epoch)
-    if overlap:
-        events = with_events[-1][1]
-        notes.append(f"the runs restart at earlier epochs; the timetable follows the last run with "
-                     f"changes (from {with_events[-1][0].span}), whose end the params file holds")
-    else:
-        events = [ev for _, evs in with_events for ev in evs]
-
-    state: dict = dict(file_values)
-    steps: dict = {t: [] for t in tracks}
-    for position in range(len(events) - 1, -1, -1):
-        entry, epoch = events[position]
-        saved = ({t: list(v) for t, v in steps.items()}, dict(state))
-        event_notes: list[str] = []
-        if _undo(entry, epoch, tracks, state, steps, event_notes):
-            notes.extend(event_notes)
-        else:
-            # curves.py rule 4b: the file is not the state after this event (it was reset or not
-            # edited): this event and all before it are replayed forward from an unknown start.
-            steps, state = saved
-            notes.append(f"{entry.span}: no layer holds the value this change sets, so the params file is "
-                         "not the state after it; it and the changes before it are replayed forward")
-            starts, forward_steps, touched = _forward(events[:position + 1], tracks, notes)
-            for track in tracks:
-                after = forward_steps[track][-1].value if forward_steps[track] else None
-                if after is not None and state[track] is not None and not _same(after, state[track]):
-                    notes.append(f"the log's changes leave {track[0]} input {track[1]} at {after:g}, but "
-                                 f"{steps[track][0].source if steps[track] else 'the params file'} "
-                                 f"starts from {state[track]:g}")
-                steps[track] = forward_steps[track] + steps[track]
-                if track in touched:
-                    state[track] = starts[track]
-            break
-
+    history = epsw_history(experiment)
+    notes = [n.text for n in history.notes]
+    final = history.runs[-1] if history.runs else None
+    if final is not None and history.overlap:
+        notes.append(f"the timetables follow {final.name} (from {final.span}), the last run, whose end the "
+                     "params file holds; the earlier, restarted runs are not replayed")
     tables: dict[tuple[str, int], Timetable] = {}
-    assumed: set = set()
-    for track in tracks:
-        start = state[track]
-        track_steps = steps[track]
-        if start is None:
-            known = track_steps[0] if track_steps else None
-            value = known.value if known else file_values[track]
-            first = Step(0.0, value, known.source if known else file_sources[track],
-                         "value before the first change unknown; assumed equal to the next known one")
-            assumed.add(track)
-        elif track_steps:
-            first = Step(0.0, start, track_steps[0].source, "value before the first logged change")
-        else:
-            first = Step(0.0, start, file_sources[track], "params file (no logged change)")
-        merged = [first] + [s for s in track_steps]
-        # Several changes at one epoch: the last one holds from that epoch on.
-        compact: list[Step] = []
-        for step in merged:
-            if compact and compact[-1].epoch == step.epoch:
-                compact[-1] = step
-            else:
-                compact.append(step)
-        tables[track] = Timetable(tuple(compact), track in assumed)
+    undated: dict[str, float] = {}
+    for th in history.tracks:
+        table = _timetable(th.track, th.final)
+        for index in th.track.inputs:
+            tables[(th.track.layer, index)] = table
+        for step in th.final.steps if th.final else ():
+            if step.epoch is None:
+                undated.setdefault(str(step.span), step.effective_epoch)
+    notes += [f"{where}: the change has no epoch; the timetable places it at epoch {epoch:g}, the event before it"
+              for where, epoch in undated.items()]
     return TimetableSet(tables, tuple(dict.fromkeys(notes)))

@@ -1,10 +1,7 @@
 """replay/schedule.py: ε(p) for every schedule form (SEMANTICS.md §5, hand-computed values with
 their formulas), training progress, and the epsW timetables rebuilt from the log (checked against
-#120's log and against webapp/curves.py, whose rules the rebuild duplicates)."""
+#120's log, and against archive.lrhistory, the history the site's chart draws too)."""
 from __future__ import annotations
-
-import math
-import re
 
 import numpy as np
 import pytest
@@ -113,44 +110,57 @@ def test_120_timetable_from_its_log(release):
     assert [(s.epoch, s.value, s.source) for s in written.timetable.steps] == [(0.0, 0.0, f"{e.params_file}:2")]
 
 
-# --- the duplicated rules agree with webapp/curves.py ----------------------------------------
+# --- one history: the replay's timetables and the site's chart come from archive.lrhistory ---------
 
-_COUNT = re.compile(r" \(\d+ layers\)$")
-
-
-def _members(name: str, order: list[str]) -> list[str]:
-    name = _COUNT.sub("", name.split(": ", 1)[-1])
-    out = []
-    for piece in name.split(", "):
-        if "–" in piece:
-            first, last = piece.split("–")
-            out += order[order.index(first):order.index(last) + 1]
-        else:
-            out.append(piece)
-    return out
-
-
-def test_timetables_agree_with_the_site_curves(release):
-    from webapp.curves import _tracks, reconstruct_lr
+def test_timetables_follow_the_history_the_chart_draws(release):
+    """For every experiment: each timetable is the history's last run (the one the params file
+    ends) of its track, and the chart's points for that run are the same history's steps."""
+    from archive.lrhistory import epsw_history
+    from webapp.curves import lr_schedule_chart
 
     compared = 0
     for e in release.sorted_experiments():
-        result = epsw_timetables(e)
-        if any("restart at earlier epochs" in n or "has no epoch" in n for n in result.notes):
-            continue  # one timeline here, one per run there; undated changes placed vs not drawn
-        chart = reconstruct_lr(e).chart
-        order = [t.name for t in _tracks(e)]
-        for series in chart.series:
-            events = [p for p in series.points if p.href and "#L" in p.href
-                      and not p.label.startswith(("value", "no change", "last logged", "end of run"))]
-            last_at = {p.x: p.y for p in events}
-            for track in _members(series.name, order):
-                m = re.match(r"^(.*) \(input (\d+)\)$", track)
-                keys = ([(m.group(1), int(m.group(2)) - 1)] if m
-                        else [k for k in result.tables if k[0] == track])
-                for key in keys:
-                    for x, y in last_at.items():
-                        assert math.isclose(result.tables[key].value_at(x), y, rel_tol=1e-9, abs_tol=1e-15), \
-                            (e.id, key, x, y)
-                        compared += 1
+        history = epsw_history(e)
+        tables = epsw_timetables(e).tables
+        assert set(tables) == {(th.track.layer, i) for th in history.tracks for i in th.track.inputs}
+        drawn_steps = set()
+        for th in history.tracks:
+            final = th.final
+            for i in th.track.inputs:
+                table = tables[(th.track.layer, i)]
+                if final is None:
+                    assert [s.value for s in table.steps] == [th.track.file_value]
+                    continue
+                assert table.assumed == (final.start is None)
+                # every step of the history holds in the timetable from its epoch on, unless a later
+                # step of the same epoch overrides it (several changes at one epoch)
+                steps = list(final.steps)
+                for k, step in enumerate(steps):
+                    if k + 1 < len(steps) and steps[k + 1].effective_epoch == step.effective_epoch:
+                        continue
+                    assert table.value_at(step.effective_epoch) == step.value, (e.id, th.track.name, step)
+                    assert str(step.span) in {s.source for s in table.steps}
+                    compared += 1
+                if final.start is not None and not (steps and steps[0].effective_epoch == 0.0):
+                    assert table.start == final.start  # (a change at epoch 0, "300 batches:", replaces it)
+            if final is not None:
+                drawn_steps |= {(s.epoch, s.value, s.span.line) for s in final.steps if s.epoch is not None}
+        if not history.runs:
+            continue
+        last = history.runs[-1]
+        chart = lr_schedule_chart(e)
+        in_last = [s for s in chart.series if not last.name or s.name.startswith(f"{last.name}: ")]
+        drawn = {(p.x, p.y, int(p.href.rsplit("#L", 1)[1])) for s in in_last for p in s.points
+                 if p.href and not p.label.startswith("value in the params file")}
+        assert drawn == drawn_steps, e.id
     assert compared > 1000
+
+
+def test_170_follows_the_last_run(release):
+    """#170's last run ("restart normal 170 ...") changes no epsW: the file's values hold
+    throughout, not run 4's "set conv1 epsw to 0 from 0.1" walked back from the file."""
+    e = release.experiment("170")
+    tables = epsw_timetables(e)
+    conv1a = tables.tables[("conv1a", 0)]
+    assert [(s.epoch, s.value) for s in conv1a.steps] == [(0.0, e.params["conv1a"].inputs[0].epsW)]
+    assert any("the timetables follow run 5" in n for n in tables.notes)
