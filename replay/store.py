@@ -136,11 +136,15 @@ class RunStore:
         rows = [(run_id, kind, p.epoch, p.batch, p.cases, p.cost, p.top1, p.topk, p.seconds) for p in points]
         self._write(lambda db: db.executemany("INSERT INTO replay_points VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows))
 
-    def truncate_after(self, run_id: str, epoch: int, batch: int) -> None:
-        """Forget points after a checkpoint's position (a resumed run continues from there)."""
-        self._write(lambda db: db.execute(
-            "DELETE FROM replay_points WHERE run = ? AND (epoch > ? OR (epoch = ? AND batch > ?))",
-            (run_id, epoch, epoch, batch)))
+    def keep_first(self, run_id: str, *, train: int, test: int) -> None:
+        """Forget points after a checkpoint (a resumed run continues from there): keep the first
+        `train` training points and `test` test points."""
+        def trim(db):
+            for kind, keep in (("train", train), ("test", test)):
+                db.execute("DELETE FROM replay_points WHERE run = ? AND kind = ? AND rowid NOT IN (SELECT rowid FROM"
+                           " replay_points WHERE run = ? AND kind = ? ORDER BY rowid LIMIT ?)",
+                           (run_id, kind, run_id, kind, keep))
+        self._write(trim)
 
     def finish_run(self, run_id: str, status: str, *, transfers: dict | None = None, note: str | None = None) -> None:
         self._write(lambda db: db.execute(

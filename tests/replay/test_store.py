@@ -31,12 +31,15 @@ def test_a_run_and_its_curve_survive_reopening(tmp_path):
     assert again.runs("131") == []
 
 
-def test_truncate_after_a_checkpoint(tmp_path):
+def test_keep_first_forgets_what_came_after_a_checkpoint(tmp_path):
     store = RunStore(tmp_path / "s.sqlite")
     run_id = make_run(store)
     store.add_points(run_id, "train", [Point(e, b, 10, 1.0, 0.5, 0.5) for e in (1, 2) for b in (1, 2, 3)])
-    store.truncate_after(run_id, 2, 1)
-    assert [(p["epoch"], p["batch"]) for p in store.run(run_id)["train"]] == [(1, 1), (1, 2), (1, 3), (2, 1)]
+    store.add_points(run_id, "test", [Point(1, 3, 10, 1.0, 0.5, 0.5), Point(2, 3, 10, 0.9, 0.4, 0.4)])
+    store.keep_first(run_id, train=4, test=1)
+    run = store.run(run_id)
+    assert [(p["epoch"], p["batch"]) for p in run["train"]] == [(1, 1), (1, 2), (1, 3), (2, 1)]
+    assert [p["cost"] for p in run["tests"]] == [1.0]
 
 
 def test_other_components_tables_are_left_alone(tmp_path):
