@@ -170,6 +170,7 @@ class Network:
     def forward(self, data: np.ndarray, labels: np.ndarray, *, train: bool, rng: np.random.Generator) -> Costs:
         """One minibatch: data (3·S·S, N), labels (1, N). Keeps what backward needs."""
         self._acts, self._cache = {}, {}
+        self.transfers.copies = self.transfers.bytes = 0  # a batch's count starts with its forward pass
         cases = data.shape[1]
         values: dict[str, tuple[float, ...]] = {}
         for name in self.order:

@@ -77,18 +77,24 @@ def log_line(epoch: int, batch: int, name: str, values: tuple[float, ...], cases
 
 class Trainer:
     def __init__(self, network: Network, dataset: Dataset, options: TrainOptions, *, store: RunStore | None,
-                 run_id: str | None, checkpoint: Path | None, out=sys.stdout, progress_bar: bool = True):
+                 run_id: str | None, checkpoint: Path | None, out=None, progress_bar: bool = True):
         self.net, self.data, self.options = network, dataset, options
-        self.store, self.run_id, self.checkpoint, self.out = store, run_id, checkpoint, out
+        self.store, self.run_id, self.checkpoint = store, run_id, checkpoint
+        self.out = out if out is not None else sys.stdout
         self.cropping = cropping_for(dataset, network.plan.input_size, options.crop_border,
                                      per_image=dataset.size <= 32)
         self.files = max(1, -(-len(dataset.train) // options.batch_size))
         self.state = Progress()
         self.train_rng = np.random.default_rng([options.seed, 1])
         self.update_rng = np.random.default_rng([options.seed, 2])
-        self.progress_bar = progress_bar and getattr(out, "isatty", lambda: False)()
         self.last_checkpoint = time.monotonic()
         self.bar = None
+        if progress_bar and sys.stderr.isatty():  # a bar with rate and ETA, on a terminal only
+            from archive.locate import ProgressBar
+
+            per_file = -(-min(options.batch_size, len(dataset.train)) // options.mini)
+            total = options.epochs * self.files * per_file
+            self.bar = ProgressBar(total, "replay", sys.stderr, unit="minibatches")
 
     # --- checkpoints --------------------------------------------------------------------------
 
@@ -138,6 +144,8 @@ class Trainer:
                     self.save()
             s.epoch += 1
             s.batch_position = 0
+        if self.bar:
+            self.bar.close()
         self.test()  # a run always ends with a test pass
         self.save()
         return "finished"
@@ -157,6 +165,8 @@ class Trainer:
             self.net.update(epoch=s.epoch, progress=progress, rng=self.update_rng)
             s.minibatches_done += 1
             s.minibatch_position += 1
+            if self.bar:
+                self.bar.update(1)
             count += costs.cases
             for name, values in costs.values.items():
                 sums[name] = sums.get(name, 0) + np.asarray(values, dtype=np.float64)

@@ -87,6 +87,37 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--workers", type=int, default=1, help="worker processes (each parses the archive once)")
     sub.add_argument("--root-path", default="", help="the URL prefix when served behind a proxy")
 
+    sub = command("replay", cmd_replay, "train an archived experiment again with 2012 semantics "
+                  "(NumPy reference backend)", json_flag=False)
+    sub.add_argument("id", help="experiment id, e.g. 120 or cifar-18pct-noisylr")
+    sub.add_argument("--plan", action="store_true", help="print the plan (shapes, parameters, FLOPs, memory per "
+                     "logical GPU, bytes between GPUs) and stop")
+    sub.add_argument("--data", metavar="DIR", help="CIFAR-10 python batches or an image folder "
+                     "(default: a synthetic set, clearly marked as such)")
+    sub.add_argument("--epochs", type=int, default=1)
+    sub.add_argument("--mini", type=int, default=None, help="minibatch size (convnet.py's --mini, default 128)")
+    sub.add_argument("--test-freq", type=int, default=50, help="batch files between test passes")
+    sub.add_argument("--crop-border", type=int, default=None, help="pixels cropped on each side (default: what "
+                     "the data's and the net's image sizes imply)")
+    sub.add_argument("--color-noise", type=float, default=0.0)
+    sub.add_argument("--multiview-test", type=int, choices=(0, 1), default=0)
+    sub.add_argument("--seed", type=int, default=0)
+    sub.add_argument("--fix", action="append", default=[], metavar="NAME", help="correct a 2012 bug (see --plan)")
+    sub.add_argument("--as-written", action="store_true", help="the params file's values from the start, instead "
+                     "of the starting values rebuilt from the log")
+    sub.add_argument("--scale", choices=("full", "small"), default="full",
+                     help="small: minibatch 8 and, without --data, a synthetic set of 64 + 32 images")
+    sub.add_argument("--db", metavar="PATH", help="where runs are kept (default: $ALEXNET_ARCHIVE_DB, else the "
+                     "per-user data folder); `serve --db` shows them")
+    sub.add_argument("--resume", metavar="RUN", help="continue a stopped run from its last checkpoint")
+    sub.add_argument("--max-minibatches", type=int, default=None, help=argparse.SUPPRESS)
+
+    sub = command("runs", cmd_runs, "replays kept in the database: list, show RUN, export RUN FILE")
+    sub.add_argument("action", nargs="?", choices=("list", "show", "export"), default="list")
+    sub.add_argument("run", nargs="?", help="run id (show, export)")
+    sub.add_argument("dest", nargs="?", help="export: the .safetensors file to write")
+    sub.add_argument("--db", metavar="PATH", help="the runs database (default as for replay)")
+
     sub = command("export-site", cmd_export_site, "write the whole exhibit as static files (opens from disk)",
                   json_flag=False)
     sub.add_argument("dest", metavar="DIR", help="the folder to write (created if missing)")
@@ -414,6 +445,204 @@ def cmd_serve(args) -> int:
     print(f"The exhibit is open at http://{shown}:{port}{settings.root_path}/  "
           f"(archive: {settings.archive}; Ctrl-C to close)", flush=True)
     uvicorn.Server(config).run(sockets=[sock])
+    return 0
+
+
+def default_db() -> "Path":
+    from pathlib import Path
+
+    from .settings import DB_ENV
+
+    if os.environ.get(DB_ENV):
+        return Path(os.environ[DB_ENV])
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    return Path(base) / "alexnet-archive" / "site.sqlite"
+
+
+def _run_store(args):
+    from pathlib import Path
+
+    from replay.store import RunStore
+
+    path = Path(args.db) if args.db else default_db()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return RunStore(path)
+
+
+def cmd_replay(args) -> int:
+    from pathlib import Path
+
+    import numpy as np
+
+    from replay.data import DataError, load_cifar_dir, load_image_folder, synthetic_dataset
+    from replay.network import Network, ReplayError, check_experiment
+    from replay.plan import build_plan, format_plan
+    from replay.train import Trainer, TrainOptions
+
+    archive = _load(args)
+    experiment = archive.experiment(args.id)
+    check_experiment(experiment)
+    stored = None
+    if args.resume:  # a resumed run goes on with the options it was started with
+        from replay.store import StoreError
+
+        try:
+            stored = _run_store(args).run(args.resume)
+        except StoreError as error:
+            print(f"alexnet-archive: {error}", file=sys.stderr)
+            return 2
+        if stored["experiment"] != experiment.id:
+            print(f"alexnet-archive: run {args.resume} replays #{stored['experiment']}, not #{experiment.id}",
+                  file=sys.stderr)
+            return 2
+        for key in ("data", "scale", "as_written", "epochs", "mini", "test_freq", "crop_border", "color_noise",
+                    "multiview_test", "seed", "fix"):
+            if key in stored["options"]:
+                setattr(args, key, stored["options"][key])
+    plan = build_plan(experiment, as_written=args.as_written)
+    mini = args.mini or (8 if args.scale == "small" else 128)
+    if args.plan:
+        print(format_plan(plan, minibatch=mini))
+        return 0
+    try:
+        if args.data:
+            folder = Path(args.data)
+            if (folder / "batches.meta").exists():
+                dataset = load_cifar_dir(folder, side=32)
+            else:
+                side = plan.input_size + 2 * (args.crop_border if args.crop_border is not None
+                                              else (16 if plan.input_size >= 200 else 0))
+                dataset = load_image_folder(folder, side)
+        else:
+            classes = plan.layers[-2].outputs if plan.layers[-2].type == "softmax" else 10
+            sizes = (64, 32) if args.scale == "small" else (1024, 256)
+            dataset = synthetic_dataset(plan.input_size, int(classes or 10), train_size=sizes[0],
+                                        test_size=sizes[1], seed=args.seed)
+            print(f"NOTE: no --data given: training on {dataset.description}", file=sys.stderr)
+        if args.scale == "small":
+            print(f"scale small: minibatch {mini} instead of 128" + ("" if args.data else
+                  "; 64 training and 32 test images"), file=sys.stderr)
+        options = TrainOptions(epochs=args.epochs, mini=mini, batch_size=10_000, test_freq=args.test_freq,
+                               crop_border=args.crop_border, color_noise=args.color_noise,
+                               multiview_test=bool(args.multiview_test), seed=args.seed, fixes=tuple(args.fix),
+                               max_minibatches=args.max_minibatches)
+        store = _run_store(args)
+        network = Network(plan, experiment, rng=np.random.default_rng(args.seed), fixes=frozenset(args.fix))
+        checkpoints = store.path.parent / "replay-checkpoints"
+        if stored:
+            run_id = stored["id"]
+            store.reopen_run(run_id)
+        else:
+            run_id = store.create_run(experiment=experiment.id, backend="numpy", data=dataset.description,
+                                      synthetic=dataset.synthetic,
+                                      options={"data": args.data, "scale": args.scale, "as_written": args.as_written,
+                                               "epochs": args.epochs, "mini": mini, "test_freq": args.test_freq,
+                                               "crop_border": args.crop_border, "color_noise": args.color_noise,
+                                               "multiview_test": args.multiview_test, "seed": args.seed,
+                                               "fix": list(args.fix)},
+                                      fixes=list(args.fix), code_version=_code_version())
+        trainer = Trainer(network, dataset, options, store=store, run_id=run_id,
+                          checkpoint=checkpoints / f"{run_id}.ckpt")
+        if args.resume:
+            trainer.restore()
+        print(f"replaying #{experiment.id} as run {run_id} ({store.path})", file=sys.stderr)
+        try:
+            status = trainer.run()
+        except KeyboardInterrupt:
+            trainer.save()
+            store.finish_run(run_id, "stopped", transfers=_transfers(network))
+            print(f"\nstopped; continue with: alexnet-archive replay {experiment.id} --resume {run_id}",
+                  file=sys.stderr)
+            return 130
+        store.finish_run(run_id, status, transfers=_transfers(network))
+        print(f"run {run_id} {status}; see `alexnet-archive runs show {run_id}`", file=sys.stderr)
+        if status == "stopped":
+            print(f"continue with: alexnet-archive replay {experiment.id} --resume {run_id}", file=sys.stderr)
+        return 0
+    except (DataError, ReplayError) as error:
+        print(f"alexnet-archive: {error}", file=sys.stderr)
+        return 2
+
+
+def _transfers(network) -> dict:
+    batches = network.transfers.per_batch
+    if not batches:
+        return {"copies_per_batch": 0, "bytes_per_batch": 0}
+    return {"copies_per_batch": batches[-1][0], "bytes_per_batch": batches[-1][1], "batches": len(batches)}
+
+
+def _code_version() -> str:
+    import subprocess
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        release = version("alexnet-archive")
+    except PackageNotFoundError:
+        release = "unknown"
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                                cwd=os.path.dirname(__file__), timeout=5).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        commit = ""
+    return f"{release}+{commit}" if commit else release
+
+
+def cmd_runs(args) -> int:
+    from replay.store import StoreError
+
+    store = _run_store(args)
+    try:
+        if args.action == "list":
+            runs = store.runs()
+            if args.json:
+                _print_json([{"id": r["id"], "experiment": r["experiment"], "backend": r["backend"],
+                              "status": r["status"], "started": r["started"], "data": r["data"]} for r in runs])
+                return 0
+            print(_table([[r["id"], r["experiment"], r["backend"], r["status"], r["started"],
+                           "synthetic" if r["synthetic"] else r["data"][:40]] for r in runs],
+                         ["run", "experiment", "backend", "status", "started", "data"]))
+            return 0
+        if not args.run:
+            print(f"alexnet-archive: runs {args.action} needs a run id (see `alexnet-archive runs`)", file=sys.stderr)
+            return 2
+        run = store.run(args.run)
+        if args.action == "show":
+            if args.json:
+                _print_json(run)
+                return 0
+            print(f"run {run['id']}: #{run['experiment']} on {run['backend']}, {run['status']}")
+            print(f"  data: {run['data']}")
+            print(f"  started {run['started']}, ended {run['ended'] or '-'}; code {run['code_version']}")
+            if run["transfers"]:
+                print(f"  between logical GPUs per batch: {run['transfers']}")
+            for label, points in (("train", run["train"]), ("test", run["tests"])):
+                if points:
+                    first, last = points[0], points[-1]
+                    print(f"  {label}: {len(points)} points; cost {first['cost']:.6f} -> {last['cost']:.6f}, "
+                          f"top-1 {first['top1']:.4f} -> {last['top1']:.4f}")
+            return 0
+        return _export_run(store, run, args.dest)
+    except StoreError as error:
+        print(f"alexnet-archive: {error}", file=sys.stderr)
+        return 2
+
+
+def _export_run(store, run, dest) -> int:
+    from pathlib import Path
+
+    from replay.checkpoint import load_checkpoint, write_safetensors
+
+    if not dest:
+        print("alexnet-archive: runs export RUN FILE.safetensors", file=sys.stderr)
+        return 2
+    arrays, state = load_checkpoint(store.path.parent / "replay-checkpoints" / f"{run['id']}.ckpt")
+    # Today's layout: weights as cuda-convnet keeps them are (in, out); PyTorch wants (out, in) and
+    # NCHW filters. The graph note says how each name was shaped.
+    tensors = {key[2:].replace("[", ".").replace("]", ""): value.T.copy()
+               for key, value in arrays.items() if key.startswith("w/")}
+    write_safetensors(Path(dest), tensors, {"experiment": run["experiment"], "run": run["id"],
+                                            "layout": "weights (out, in·kh·kw) rows = filters; biases (n, 1)->(1, n)"})
+    print(f"wrote {len(tensors)} tensors to {dest}")
     return 0
 
 
