@@ -45,7 +45,8 @@ CREATE TABLE IF NOT EXISTS replay_points (
     batch INTEGER NOT NULL,
     cases INTEGER NOT NULL,
     cost REAL, top1 REAL, topk REAL,
-    seconds REAL
+    seconds REAL,
+    progress REAL                   -- epochs done when the point was taken (the curves' x)
 );
 CREATE INDEX IF NOT EXISTS replay_points_run ON replay_points (run, kind);
 """
@@ -64,10 +65,11 @@ class Point:
     top1: float | None
     topk: float | None
     seconds: float | None = None
+    progress: float | None = None
 
     def to_json(self) -> dict:
         return {"epoch": self.epoch, "batch": self.batch, "cases": self.cases, "cost": self.cost,
-                "top1": self.top1, "topk": self.topk, "seconds": self.seconds}
+                "top1": self.top1, "topk": self.topk, "seconds": self.seconds, "progress": self.progress}
 
 
 def _now() -> str:
@@ -85,6 +87,10 @@ class RunStore:
             raise StoreError(f"{self.path}: not a usable SQLite database ({error})") from None
         self._lock = threading.Lock()
         self._migrate()
+
+    def checkpoint_path(self, run_id: str) -> Path:
+        """Where a run's checkpoint lives: beside the database, one file per run."""
+        return self.path.parent / "replay-checkpoints" / f"{run_id}.ckpt"
 
     def close(self) -> None:
         self._db.close()
@@ -133,8 +139,9 @@ class RunStore:
     def add_points(self, run_id: str, kind: str, points: list[Point]) -> None:
         if kind not in ("train", "test"):
             raise ValueError(f"kind is train or test, not {kind!r}")
-        rows = [(run_id, kind, p.epoch, p.batch, p.cases, p.cost, p.top1, p.topk, p.seconds) for p in points]
-        self._write(lambda db: db.executemany("INSERT INTO replay_points VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows))
+        rows = [(run_id, kind, p.epoch, p.batch, p.cases, p.cost, p.top1, p.topk, p.seconds, p.progress)
+                for p in points]
+        self._write(lambda db: db.executemany("INSERT INTO replay_points VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows))
 
     def keep_first(self, run_id: str, *, train: int, test: int) -> None:
         """Forget points after a checkpoint (a resumed run continues from there): keep the first
@@ -166,6 +173,17 @@ class RunStore:
                 "code_version": code_version, "started": started, "ended": ended, "status": status,
                 "transfers": json.loads(transfers) if transfers else None, "note": note}
 
+    def version(self) -> tuple:
+        """Changes whenever any process writes runs (the site keys its page cache on it)."""
+        stamps = []
+        for path in (self.path, self.path.with_name(self.path.name + "-wal")):
+            try:
+                stat = path.stat()
+                stamps.append((stat.st_mtime_ns, stat.st_size))
+            except FileNotFoundError:
+                stamps.append(None)
+        return tuple(stamps)
+
     def runs(self, experiment: str | None = None) -> list[dict]:
         query = "SELECT * FROM replay_runs" + (" WHERE experiment = ?" if experiment else "") + " ORDER BY started, id"
         with self._lock:
@@ -176,7 +194,7 @@ class RunStore:
         with self._lock:
             row = self._db.execute("SELECT * FROM replay_runs WHERE id = ?", (run_id,)).fetchone()
             points = self._db.execute(
-                "SELECT kind, epoch, batch, cases, cost, top1, topk, seconds FROM replay_points WHERE run = ?"
+                "SELECT kind, epoch, batch, cases, cost, top1, topk, seconds, progress FROM replay_points WHERE run = ?"
                 " ORDER BY rowid", (run_id,)).fetchall()
         if row is None:
             raise StoreError(f"{self.path}: no run {run_id!r} (see `alexnet-archive runs`)")

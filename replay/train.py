@@ -84,6 +84,8 @@ class Trainer:
         self.cropping = cropping_for(dataset, network.plan.input_size, options.crop_border,
                                      per_image=dataset.size <= 32)
         self.files = max(1, -(-len(dataset.train) // options.batch_size))
+        sizes = [min(options.batch_size, len(dataset.train) - i * options.batch_size) for i in range(self.files)]
+        self.minibatches_per_epoch = sum(-(-size // options.mini) for size in sizes)
         self.state = Progress()
         self.train_rng = np.random.default_rng([options.seed, 1])
         self.update_rng = np.random.default_rng([options.seed, 2])
@@ -174,7 +176,8 @@ class Trainer:
                 name, values = next(iter(costs.values.items()))
                 self.store.add_points(self.run_id, "train", [Point(
                     s.epoch, s.batches_done + 1, costs.cases, values[0] / costs.cases,
-                    values[1] / costs.cases, values[2] / costs.cases, time.perf_counter() - started)])
+                    values[1] / costs.cases, values[2] / costs.cases, time.perf_counter() - started,
+                    s.minibatches_done / self.minibatches_per_epoch)])
         for name, values in sums.items():
             print(log_line(s.epoch, s.batch_position + 1, name, tuple(values), count,
                            time.perf_counter() - started), file=self.out, flush=True)
@@ -202,7 +205,8 @@ class Trainer:
                   f" ({time.perf_counter() - started:.3f} sec)", file=self.out, flush=True)
             if self.store and self.run_id:
                 self.store.add_points(self.run_id, "test", [Point(s.epoch, s.batches_done, count, *values[:3],
-                                                                  time.perf_counter() - started)])
+                                                                  time.perf_counter() - started,
+                                                                  s.batches_done / self.files)])
         s.tests_done += 1
         return result
 

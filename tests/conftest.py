@@ -87,10 +87,10 @@ def _pump(stream, lines: queue.Queue, keep: list[str]) -> None:
 
 
 @pytest.fixture(scope="session")
-def live_server(archive_root: Path):
+def live_server(archive_root: Path, tmp_path_factory):
     """A real server process on a free port; yields its base URL ("http://127.0.0.1:PORT/")."""
     command = [sys.executable, "-m", "webapp.cli", "serve", "--archive", str(archive_root),
-               "--host", "127.0.0.1", "--port", "0"]
+               "--host", "127.0.0.1", "--port", "0", "--db", str(tmp_path_factory.mktemp("site") / "site.sqlite")]
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     process = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                text=True, encoding="utf-8", errors="replace")

@@ -44,7 +44,7 @@ def create_app(settings: Settings, site: Site | None = None) -> FastAPI:
     _install_error_pages(app)
     _add_routes(app)
     # The cache sits outside everything else, so a cached page costs no routing at all.
-    app.add_middleware(PageCache, last_modified=site.last_modified)
+    app.add_middleware(PageCache, last_modified=site.last_modified, version=site.runs_version)
     return app
 
 
@@ -79,7 +79,7 @@ def site_of(request: Request) -> Site:
 # --- routes --------------------------------------------------------------------------
 
 def _add_routes(app: FastAPI) -> None:
-    from .pages import collection, compare, entrance, experiment, files, lineage
+    from .pages import collection, compare, entrance, experiment, files, lineage, runs
 
     html = {"include_in_schema": False, "response_class": HTMLResponse}
 
@@ -126,10 +126,9 @@ def _add_routes(app: FastAPI) -> None:
     @app.get("/experiments/{eid}/charts/{kind}.{fmt}", tags=["experiments"],
              summary="One chart of an experiment as SVG, CSV or JSON")
     def experiment_chart(request: Request, eid: str, kind: str, fmt: ChartFormat):
-        from .curves import experiment_charts
-
-        e = experiment.find_experiment(site_of(request), eid)
-        for chart in experiment_charts(e):
+        site = site_of(request)
+        e = experiment.find_experiment(site, eid)
+        for chart in site.charts_for(e):
             if experiment.chart_kind(chart.id) == kind:
                 return chart_response(chart, fmt)
         raise NotFound(f"Experiment #{e.id} has no chart {kind!r}.")
@@ -189,6 +188,37 @@ def _add_routes(app: FastAPI) -> None:
     def lineage_page(request: Request):
         view = lineage.lineage_view(site_of(request), _links(request, "/lineage"))
         return page(request, "lineage.html", view, "/lineage", "/lineage.json")
+
+    @app.get("/runs.json", tags=["replays"], summary="Replays kept in the site's database")
+    def runs_json(request: Request):
+        return twin(runs.runs_data(site_of(request)))
+
+    @app.get("/runs", **html)
+    def runs_page(request: Request):
+        return page(request, "runs.html", {"x": runs.runs_data(site_of(request)), "title": "Replays"},
+                    "/runs", "/runs.json")
+
+    @app.get("/runs/{run_id}.json", tags=["replays"], summary="One replay: options, train and test curves")
+    def run_json(request: Request, run_id: str):
+        return twin(runs.run_data(site_of(request), run_id))
+
+    @app.get("/runs/{run_id}/filters.png", tags=["replays"], summary="The learned first-layer filters (PNG)")
+    def run_filters(request: Request, run_id: str):
+        return Response(runs.filters_png(site_of(request), run_id), media_type="image/png", headers=CACHEABLE)
+
+    @app.get("/runs/{run_id}/charts/{kind}.{fmt}", tags=["replays"], summary="A replay's chart")
+    def run_chart(request: Request, run_id: str, kind: str, fmt: ChartFormat):
+        site = site_of(request)
+        for chart in runs.run_charts(site, runs.find_run(site, run_id)):
+            if experiment.chart_kind(chart.id) == kind:
+                return chart_response(chart, fmt)
+        raise NotFound(f"Replay {run_id!r} has no chart {kind!r}.")
+
+    @app.get("/runs/{run_id}", **html)
+    def run_page(request: Request, run_id: str):
+        canonical = f"/runs/{run_id}"
+        view = runs.run_view(site_of(request), run_id, _links(request, canonical))
+        return page(request, "run.html", view, canonical, canonical + ".json")
 
     @app.get("/files.json", tags=["files"], summary="Every file of the archive checkout")
     def files_json(request: Request):

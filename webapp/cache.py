@@ -1,10 +1,12 @@
 """A page cache in front of the app (plain ASGI middleware).
 
-The archive cannot change while the server runs, so a page rendered once is the same
-for everyone until restart. A route marks a response cacheable with the header
-``x-page-cache: store``; the middleware keeps its body (and a gzip copy), answers
-later requests for the same URL without touching the app, and handles ETag /
-If-None-Match and If-Modified-Since with 304s.
+The archive cannot change while the server runs, so a page rendered once is the same for
+everyone until restart. A route marks a response cacheable with the header
+``x-page-cache: store``; the middleware keeps its body (and a gzip copy), answers later
+requests for the same URL without touching the app, and handles ETag / If-None-Match and
+If-Modified-Since with 304s. Stored replays are the one thing that can change: the key
+includes the database's version, so a run written while the server runs shows at once
+(and then only ETags, not dates, decide a 304).
 """
 from __future__ import annotations
 
@@ -28,8 +30,10 @@ class CachedPage:
 
 
 class PageCache:
-    def __init__(self, app, *, last_modified, max_entries: int = 4096):
+    def __init__(self, app, *, last_modified, max_entries: int = 4096, version=None):
         self.app = app
+        # What else the pages depend on (the stored replays): part of every key, so a new run shows.
+        self.version = version or (lambda: None)
         self.last_modified = last_modified
         self.last_modified_header = format_datetime(last_modified, usegmt=True).encode()
         self.max_entries = max_entries
@@ -40,7 +44,7 @@ class PageCache:
         if scope["type"] != "http" or scope["method"] not in ("GET", "HEAD"):
             await self.app(scope, receive, send)
             return
-        key = (scope.get("raw_path") or scope["path"].encode(), scope.get("query_string", b""))
+        key = (scope.get("raw_path") or scope["path"].encode(), scope.get("query_string", b""), self.version())
         page = self.pages.get(key)
         if page is not None:
             self.pages.move_to_end(key)
@@ -107,7 +111,7 @@ class PageCache:
         if b"if-none-match" in headers:
             wanted = [tag.strip().removeprefix(b"W/") for tag in headers[b"if-none-match"].split(b",")]
             return page.etag in wanted or b"*" in wanted
-        if b"if-modified-since" in headers:
+        if b"if-modified-since" in headers and self.version() is None:
             try:
                 since = parsedate_to_datetime(headers[b"if-modified-since"].decode("latin-1"))
             except (TypeError, ValueError):

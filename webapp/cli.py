@@ -83,7 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = command("serve", cmd_serve, "the museum web site on this archive", json_flag=False)
     sub.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     sub.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks a free one)")
-    sub.add_argument("--db", metavar="PATH", help="the annotations database (SQLite file)")
+    sub.add_argument("--db", metavar="PATH", help="the site's database: replays and annotations (default: "
+                     "$ALEXNET_ARCHIVE_DB, else the per-user data folder)")
     sub.add_argument("--workers", type=int, default=1, help="worker processes (each parses the archive once)")
     sub.add_argument("--root-path", default="", help="the URL prefix when served behind a proxy")
 
@@ -112,10 +113,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--resume", metavar="RUN", help="continue a stopped run from its last checkpoint")
     sub.add_argument("--max-minibatches", type=int, default=None, help=argparse.SUPPRESS)
 
-    sub = command("runs", cmd_runs, "replays kept in the database: list, show RUN, export RUN FILE")
-    sub.add_argument("action", nargs="?", choices=("list", "show", "export"), default="list")
-    sub.add_argument("run", nargs="?", help="run id (show, export)")
-    sub.add_argument("dest", nargs="?", help="export: the .safetensors file to write")
+    sub = command("runs", cmd_runs, "replays kept in the database: list, show RUN, export RUN FILE, "
+                  "filters RUN FILE.png")
+    sub.add_argument("action", nargs="?", choices=("list", "show", "export", "filters"), default="list")
+    sub.add_argument("run", nargs="?", help="run id (show, export, filters)")
+    sub.add_argument("dest", nargs="?", help="export: the .safetensors file to write; filters: the .png")
     sub.add_argument("--db", metavar="PATH", help="the runs database (default as for replay)")
 
     sub = command("export-site", cmd_export_site, "write the whole exhibit as static files (opens from disk)",
@@ -409,7 +411,8 @@ def _settings(args):
 
     from .settings import Settings
 
-    return Settings(archive=resolve_archive_path(args.archive), db=Path(args.db) if getattr(args, "db", None) else None,
+    # serve shows the replays `alexnet-archive replay` stores: both default to the same database.
+    return Settings(archive=resolve_archive_path(args.archive), db=Path(args.db) if getattr(args, "db", None) else default_db(),
                     root_path=getattr(args, "root_path", "") or "")
 
 
@@ -528,7 +531,6 @@ def cmd_replay(args) -> int:
                                max_minibatches=args.max_minibatches)
         store = _run_store(args)
         network = Network(plan, experiment, rng=np.random.default_rng(args.seed), fixes=frozenset(args.fix))
-        checkpoints = store.path.parent / "replay-checkpoints"
         if stored:
             run_id = stored["id"]
             store.reopen_run(run_id)
@@ -542,7 +544,7 @@ def cmd_replay(args) -> int:
                                                "fix": list(args.fix)},
                                       fixes=list(args.fix), code_version=_code_version())
         trainer = Trainer(network, dataset, options, store=store, run_id=run_id,
-                          checkpoint=checkpoints / f"{run_id}.ckpt")
+                          checkpoint=store.checkpoint_path(run_id))
         if args.resume:
             trainer.restore()
         print(f"replaying #{experiment.id} as run {run_id} ({store.path})", file=sys.stderr)
@@ -588,6 +590,7 @@ def _code_version() -> str:
 
 
 def cmd_runs(args) -> int:
+    from replay.checkpoint import CheckpointError
     from replay.store import StoreError
 
     store = _run_store(args)
@@ -621,10 +624,31 @@ def cmd_runs(args) -> int:
                     print(f"  {label}: {len(points)} points; cost {first['cost']:.6f} -> {last['cost']:.6f}, "
                           f"top-1 {first['top1']:.4f} -> {last['top1']:.4f}")
             return 0
+        if args.action == "filters":
+            return _filters(store, run, args.dest)
         return _export_run(store, run, args.dest)
-    except StoreError as error:
+    except (StoreError, CheckpointError, ValueError) as error:
         print(f"alexnet-archive: {error}", file=sys.stderr)
         return 2
+
+
+def _filters(store, run, dest) -> int:
+    """The learned first-layer filters as a PNG, one panel per logical GPU."""
+    from pathlib import Path
+
+    from replay.checkpoint import load_checkpoint
+    from replay.filters import filters_png
+    from replay.plan import build_plan
+
+    if not dest:
+        print("alexnet-archive: runs filters RUN FILE.png", file=sys.stderr)
+        return 2
+    arrays, _ = load_checkpoint(store.checkpoint_path(run["id"]))
+    archive = _load(argparse.Namespace(archive=None))
+    plan = build_plan(archive.experiment(run["experiment"]), as_written=bool(run["options"].get("as_written")))
+    Path(dest).write_bytes(filters_png({k[2:]: v for k, v in arrays.items() if k.startswith("w/")}, plan))
+    print(f"wrote the first-layer filters of run {run['id']} to {dest}")
+    return 0
 
 
 def _export_run(store, run, dest) -> int:
@@ -635,7 +659,7 @@ def _export_run(store, run, dest) -> int:
     if not dest:
         print("alexnet-archive: runs export RUN FILE.safetensors", file=sys.stderr)
         return 2
-    arrays, state = load_checkpoint(store.path.parent / "replay-checkpoints" / f"{run['id']}.ckpt")
+    arrays, state = load_checkpoint(store.checkpoint_path(run["id"]))
     # Today's layout: weights as cuda-convnet keeps them are (in, out); PyTorch wants (out, in) and
     # NCHW filters. The graph note says how each name was shaped.
     tensors = {key[2:].replace("[", ".").replace("]", ""): value.T.copy()

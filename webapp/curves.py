@@ -19,6 +19,7 @@ Every point carries the log line as label and its file line as href
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 
 from archive.lrhistory import (HistoryRun, LrHistory, Track, TrackRun, compress_names, epsw_history,
@@ -196,11 +197,57 @@ def cost_chart(experiment) -> Chart:
                  x_extent=_epoch_extent(experiment))
 
 
-def experiment_charts(experiment) -> list[Chart]:
+def experiment_charts(experiment, replays=()) -> list[Chart]:
     """The charts of the experiment page, in display order: learning rate, errors, cost.
+    `replays`: stored runs of this experiment (replay/store.py: RunStore.run), whose train and
+    test curves join the error and cost charts beside what 2012 logged.
     A chart with no point is left out (the results table lists what cannot be drawn)."""
     charts = [lr_schedule_chart(experiment), results_chart(experiment), cost_chart(experiment)]
+    if replays:
+        errors, costs = replay_series(replays)
+        charts[1] = replace(charts[1], series=charts[1].series + errors)
+        charts[2] = replace(charts[2], series=charts[2].series + costs)
     return [c for c in charts if any(s.points for s in c.series)]
+
+
+MAX_TRAIN_POINTS = 150  # a run's per-minibatch train curve is averaged down to this many points
+
+
+def _averaged(points: list[dict], key: str, scale: float) -> list[Point]:
+    usable = [p for p in points if p.get(key) is not None and p.get("progress") is not None]
+    size = max(1, math.ceil(len(usable) / MAX_TRAIN_POINTS))
+    out = []
+    for start in range(0, len(usable), size):
+        group = usable[start:start + size]
+        x = group[-1]["progress"]
+        y = sum(p[key] for p in group) / len(group) * scale
+        out.append(Point(x, y, f"average of {len(group)} minibatch{'es' if len(group) > 1 else ''}"))
+    return out
+
+
+def replay_series(replays) -> tuple[tuple[Series, ...], tuple[Series, ...]]:
+    """(error series in percent, cost series) of stored replay runs: the training curve (dropout on,
+    as the original's train costs) as a line, each test pass as a point."""
+    errors: list[Series] = []
+    costs: list[Series] = []
+    for run in replays:
+        name = f"replay {run['id']}"
+        href = f"/runs/{run['id']}"
+        train, tests = run.get("train", []), run.get("tests", [])
+        if train:
+            errors.append(Series(f"{name}: train top-1", tuple(_averaged(train, "top1", 100.0)), "line", name))
+            costs.append(Series(f"{name}: train cost", tuple(_averaged(train, "cost", 1.0)), "line", name))
+        if tests:
+            for key, label in (("top1", "test top-1"), ("topk", "test top-k")):
+                pts = tuple(Point(t["progress"], t[key] * 100.0, f"test pass of {t['cases']} images", href)
+                            for t in tests if t.get(key) is not None and t.get("progress") is not None)
+                if pts:
+                    errors.append(Series(f"{name}: {label}", pts, "points", name))
+            pts = tuple(Point(t["progress"], t["cost"], f"test pass of {t['cases']} images", href)
+                        for t in tests if t.get("cost") is not None and t.get("progress") is not None)
+            if pts:
+                costs.append(Series(f"{name}: test cost", pts, "points", name))
+    return tuple(errors), tuple(costs)
 
 
 def overlay(charts: list[Chart], title: str) -> Chart:

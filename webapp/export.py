@@ -26,11 +26,10 @@ class ExportReport:
     bytes: int
 
 
-def planned_pages(site: Site) -> list[tuple[str, Callable[[Links], str]]]:
+def planned_pages(site: Site) -> list[tuple[str, Callable[[Links], str | bytes]]]:
     """(canonical path, render) for every file of the export, in a stable order."""
     from .charts import chart_csv, chart_json, render_svg
-    from .curves import experiment_charts
-    from .pages import collection, compare, entrance, experiment, files, lineage
+    from .pages import collection, compare, entrance, experiment, files, lineage, runs
 
     def html(template: str, view: Callable[[Links], dict], json_path: str | None):
         def render(links: Links) -> str:
@@ -51,7 +50,7 @@ def planned_pages(site: Site) -> list[tuple[str, Callable[[Links], str]]]:
         return out
 
     query = collection.CollectionQuery()
-    plan: list[tuple[str, Callable[[Links], str]]] = [
+    plan: list[tuple[str, Callable[[Links], str | bytes]]] = [
         ("/", html("entrance.html", lambda links: entrance.entrance_view(site, links), "/index.json")),
         ("/index.json", data(lambda: entrance.entrance_data(site))),
         ("/experiments", html("collection.html", lambda links: collection.collection_view(site, query, links),
@@ -67,13 +66,23 @@ def planned_pages(site: Site) -> list[tuple[str, Callable[[Links], str]]]:
         plan.append((path, html("experiment.html", lambda links, i=e.id: experiment.experiment_view(site, i, links),
                                 path + ".json")))
         plan.append((path + ".json", data(lambda i=e.id: experiment.experiment_data(site, i))))
-        plan += chart_files(path, experiment_charts(e))
+        plan += chart_files(path, site.charts_for(e))
     for ids in exported_comparisons(site):
         path = compare_path(ids)
         plan.append((path, html("compare.html", lambda links, i=ids: compare.compare_view(site, i, links),
                                 path + ".json")))
         plan.append((path + ".json", data(lambda i=ids: compare.compare_data(site, i))))
         plan += chart_files(path, compare.compare_charts(site, ids).values())
+    plan.append(("/runs", html("runs.html", lambda links: {"x": runs.runs_data(site), "title": "Replays"},
+                                "/runs.json")))
+    plan.append(("/runs.json", data(lambda: runs.runs_data(site))))
+    for run in (site.runs.runs() if site.runs is not None else []):
+        path = f"/runs/{run['id']}"
+        plan.append((path, html("run.html", lambda links, i=run["id"]: runs.run_view(site, i, links), path + ".json")))
+        plan.append((path + ".json", data(lambda i=run["id"]: runs.run_data(site, i))))
+        plan += chart_files(path, runs.run_charts(site, runs.find_run(site, run["id"])))
+        if site.runs.checkpoint_path(run["id"]).is_file():
+            plan.append((path + "/filters.png", lambda links, i=run["id"]: runs.filters_png(site, i)))
     for name in site.readable_files:
         path = "/files/" + name
         plan.append((path, html("file.html", lambda links, n=name: files.file_view(site, n, links), path + ".json")))
@@ -101,9 +110,10 @@ def export_site(site: Site, directory: Path, *, progress: bool = True) -> Export
         text = render(Links(current=canonical, static=True))
         target = directory / static_file(canonical)
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(text, encoding="utf-8")
+        raw = text if isinstance(text, bytes) else text.encode("utf-8")  # pictures come as bytes
+        target.write_bytes(raw)
         written += 1
-        total += len(text.encode())
+        total += len(raw)
         if bar:
             bar.update(1)
     not_found = render_html("error.html", {"title": "Not in the archive", "status": 404,

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 # Files the export writes under their own names (everything else becomes NAME.html).
-_KEEP_SUFFIXES = (".json", ".csv", ".svg", ".css", ".js", ".png", ".ico", ".txt")
+_KEEP_SUFFIXES = (".json", ".csv", ".svg", ".css", ".js", ".png", ".ico", ".txt")  # "/runs/x/filters.png" too
 
 
 def compare_path(ids) -> str:

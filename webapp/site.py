@@ -24,13 +24,35 @@ class Site:
     # The checkout's files a visitor may read (relative POSIX paths), and the newest mtime among them.
     readable_files: dict[str, Path] = field(default_factory=dict)
     last_modified: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    runs: object | None = None  # replay.store.RunStore: replays shown beside the history, when a db is set
 
     @classmethod
     def load(cls, settings: Settings) -> Site:
         archive = load_archive(settings.archive)
         files = checkout_files(Path(archive.root))
         newest = max((p.stat().st_mtime for p in files.values()), default=0.0)
-        return cls(settings, archive, files, datetime.fromtimestamp(int(newest), timezone.utc))
+        runs = None
+        if settings.db is not None:
+            from replay.store import RunStore  # standard library only: no NumPy for the site
+
+            settings.db.parent.mkdir(parents=True, exist_ok=True)
+            runs = RunStore(settings.db)
+        return cls(settings, archive, files, datetime.fromtimestamp(int(newest), timezone.utc), runs)
+
+    def runs_version(self) -> object:
+        """What the pages depend on besides the (immutable) archive: the stored replays."""
+        return self.runs.version() if self.runs is not None else None
+
+    def replays(self, eid: str) -> list[dict]:
+        """The stored replay runs of an experiment, with their curves."""
+        if self.runs is None:
+            return []
+        return [self.runs.run(summary["id"]) for summary in self.runs.runs(eid)]
+
+    def charts_for(self, experiment) -> list:
+        from .curves import experiment_charts
+
+        return experiment_charts(experiment, self.replays(experiment.id))
 
     @cached_property
     def version(self) -> str:

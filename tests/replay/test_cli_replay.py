@@ -49,6 +49,8 @@ def test_replay_stores_a_run_that_resumes_after_a_stop(use_release, capsys, tmp_
     assert {"epoch", "batch", "cost", "top1", "topk"} <= set(shown["train"][0])
     code, out, _ = run_cli(capsys, "runs", "export", run["id"], str(tmp_path / "net.safetensors"), "--db", db)
     assert code == 0 and (tmp_path / "net.safetensors").stat().st_size > 0
+    code, out, _ = run_cli(capsys, "runs", "filters", run["id"], str(tmp_path / "filters.png"), "--db", db)
+    assert code == 0 and (tmp_path / "filters.png").read_bytes().startswith(b"\x89PNG")
 
 
 def test_bad_data_and_unknown_runs_are_clear_errors(use_release, capsys, tmp_path):

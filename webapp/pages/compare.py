@@ -134,10 +134,10 @@ def _layer_status(diff: dict, e, base) -> tuple[dict[str, str], tuple]:
 
 
 def compare_charts(site: Site, ids: list[str]):
-    from ..curves import experiment_charts, overlay
+    from ..curves import overlay
 
     experiments = [find_experiment(site, eid) for eid in ids]
-    per_experiment = [experiment_charts(e) for e in experiments]
+    per_experiment = [site.charts_for(e) for e in experiments]
     out = {}
     for position, first in enumerate(per_experiment[0]):
         kind = chart_kind(first.id)

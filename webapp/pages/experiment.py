@@ -74,25 +74,28 @@ def log_runs(e: Experiment) -> list[dict]:
 
 
 def experiment_data(site: Site, eid: str) -> dict:
-    from ..curves import experiment_charts
     from ..charts import chart_json
 
     e = find_experiment(site, eid)
     data = e.to_json()
     data["layer_table"] = layer_rows(e)
     data["log_runs"] = log_runs(e)
-    data["charts"] = [chart_json(chart) for chart in experiment_charts(e)]
+    data["charts"] = [chart_json(chart) for chart in site.charts_for(e)]
+    data["replays"] = [{k: run[k] for k in ("id", "status", "backend", "data", "synthetic", "started", "ended",
+                                            "fixes", "transfers")}
+                       | {"last_test": run["tests"][-1] if run["tests"] else None,
+                          "train_points": len(run["train"])}
+                       for run in site.replays(e.id)]
     return data
 
 
 def experiment_view(site: Site, eid: str, links: Links) -> dict:
-    from ..curves import experiment_charts
     from ..diagrams import lineage_svg, network_svg
 
     e = find_experiment(site, eid)
     data = experiment_data(site, e.id)
     family = {e.id} | _tree_ids(site.archive.ancestors(e.id)) | _tree_ids(site.archive.descendants(e.id))
-    charts = [chart_block(chart, f"/experiments/{e.id}", links) for chart in experiment_charts(e)]
+    charts = [chart_block(chart, f"/experiments/{e.id}", links) for chart in site.charts_for(e)]
     files = [(path, site.archive.cfg[path]) for path in (e.params_file, e.layers_file) if path]
     return {
         "e": data,
