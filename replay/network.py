@@ -20,12 +20,10 @@ import numpy as np
 from archive.catalog import Experiment
 from archive.source import ArchiveError
 
-from .backends.numpy_ref import conv as conv_ops
+from .backends import get_backend
+# Rules, not array operations: the same for every backend (replay/backend.py).
 from .backends.numpy_ref import costs as cost_ops
 from .backends.numpy_ref import dense as dense_ops
-from .backends.numpy_ref import norm as norm_ops
-from .backends.numpy_ref import pool as pool_ops
-from .backends.numpy_ref import preprocess as pre_ops
 from .plan import PlanLayer, ReplayPlan
 
 # The 2012 bugs a replay reproduces unless asked to fix them (SEMANTICS.md §9).
@@ -75,12 +73,13 @@ def _per_input(value, index: int):
 
 class Network:
     def __init__(self, plan: ReplayPlan, experiment: Experiment, *, rng: np.random.Generator,
-                 fixes: frozenset[str] = frozenset(), dtype=np.float32):
+                 fixes: frozenset[str] = frozenset(), dtype=np.float32, backend=None):
         unknown = set(fixes) - set(FIXABLE)
         if unknown:
             raise ReplayError(f"--fix {', '.join(sorted(unknown))}: not a known 2012 bug "
                               f"(known: {', '.join(sorted(FIXABLE))})")
         self.plan, self.experiment, self.fixes, self.dtype = plan, experiment, fixes, dtype
+        self.ops = backend if backend is not None else get_backend("numpy")
         self.layers = {layer.name: layer for layer in plan.layers}
         self.order = [layer.name for layer in plan.layers]
         self.consumers: dict[str, list[str]] = {name: [] for name in self.order}
@@ -183,7 +182,7 @@ class Network:
             if layer.type == "cost.logreg":
                 labels_in, probs = inputs
                 topk = int(self._params_value(layer, "topk", 1) or 1)
-                values[name] = cost_ops.logreg_cost(labels_in.astype(np.int64).reshape(-1), probs, topk=topk)
+                values[name] = self.ops.logreg_cost(labels_in.astype(np.int64).reshape(-1), probs, topk=topk)
                 self._acts[name] = probs
                 continue
             self._acts[name] = self._forward_layer(layer, inputs, train, rng)
@@ -207,52 +206,52 @@ class Network:
     def _forward_layer(self, layer: PlanLayer, inputs: list[np.ndarray], train: bool, rng) -> np.ndarray:
         t, s, d = layer.type, layer.settings, layer.derived
         if t in ("conv", "local"):
-            run = conv_ops.conv_forward if t == "conv" else conv_ops.local_forward
+            run = self.ops.conv_forward if t == "conv" else self.ops.local_forward
             y = sum(run(x, self.weights[self.param_key(layer.name, "weights", i)], **self._conv_geometry(layer, i))
                     for i, x in enumerate(inputs))
             shared = t == "conv" and bool(s.get("sharedBiases", True))
-            return conv_ops.add_conv_bias(y, self.weights[self.param_key(layer.name, "biases", None)],
+            return self.ops.add_conv_bias(y, self.weights[self.param_key(layer.name, "biases", None)],
                                           shared=shared, filters=d["filters"])
         if t == "fc":
             ws = [self.weights[self.param_key(layer.name, "weights", i)] for i in range(len(inputs))]
-            return dense_ops.fc_forward(inputs, ws, self.weights[self.param_key(layer.name, "biases", None)])
+            return self.ops.fc_forward(inputs, ws, self.weights[self.param_key(layer.name, "biases", None)])
         if t == "neuron":
             kind, params = dense_ops.parse_neuron(layer.neuron or s.get("neuron"))
-            return dense_ops.neuron_forward(inputs[0], kind, params, rng=rng)
+            return self.ops.neuron_forward(inputs[0], kind, params, rng=rng)
         if t == "pool":
-            return pool_ops.pool_forward(inputs[0], **self._pool_geometry(layer))
+            return self.ops.pool_forward(inputs[0], **self._pool_geometry(layer))
         if t in ("cmrnorm", "rnorm", "cnorm"):
             scale, power = self._required(layer, "scale"), self._required(layer, "pow")
             common = dict(channels=s["channels"], size=s["size"], scale=scale, pow=power)
             if t == "cmrnorm":
-                y, denoms = norm_ops.cmrnorm_forward(inputs[0], min_div=float(self._params_value(layer, "minDiv", 1.0)),
+                y, denoms = self.ops.cmrnorm_forward(inputs[0], min_div=float(self._params_value(layer, "minDiv", 1.0)),
                                                      **common)
                 self._cache[layer.name] = denoms
             elif t == "rnorm":
-                y, denoms = norm_ops.rnorm_forward(inputs[0], **common)
+                y, denoms = self.ops.rnorm_forward(inputs[0], **common)
                 self._cache[layer.name] = denoms
             else:
-                y, denoms, diffs = norm_ops.cnorm_forward(inputs[0], **common)
+                y, denoms, diffs = self.ops.cnorm_forward(inputs[0], **common)
                 self._cache[layer.name] = (denoms, diffs)
             return y
         if t == "softmax":
-            return dense_ops.softmax_forward(inputs[0])
+            return self.ops.softmax_forward(inputs[0])
         if t == "hs":
             enable = bool(self._params_value(layer, "enable", True))
-            y, mask = dense_ops.dropout_forward(inputs[0], keep=float(s["keep"]), enable=enable, train=train, rng=rng)
+            y, mask = self.ops.dropout_forward(inputs[0], keep=float(s["keep"]), enable=enable, train=train, rng=rng)
             self._cache[layer.name] = (mask, enable, train)
             return y
         if t == "blur":
-            return pre_ops.blur_forward(inputs[0], channels=s["channels"], filter_size=s["filterSize"],
+            return self.ops.blur_forward(inputs[0], channels=s["channels"], filter_size=s["filterSize"],
                                         stdev=float(s["stdev"]))
         if t == "nailbed":
-            return pre_ops.nailbed_forward(inputs[0], channels=s["channels"], stride=s["stride"])
+            return self.ops.nailbed_forward(inputs[0], channels=s["channels"], stride=s["stride"])
         if t == "concat":
-            return dense_ops.concat_forward(inputs)
+            return self.ops.concat_forward(inputs)
         if t == "eltsum":
-            return dense_ops.eltsum_forward(inputs, s.get("coeffs"))
+            return self.ops.eltsum_forward(inputs, s.get("coeffs"))
         if t == "eltmax":
-            return dense_ops.eltmax_forward(inputs)
+            return self.ops.eltmax_forward(inputs)
         raise ReplayError(f"{self._where(layer)}: no forward rule for {t!r}")
 
     def _pool_geometry(self, layer: PlanLayer) -> dict:
@@ -307,58 +306,58 @@ class Network:
                 [self.layers[c].type for c in self.consumers[probs_source]], probs_layer.gpu == layer.gpu)):
             # SoftmaxLayer::bpropActs: the softmax and the cost together, straight to the softmax's input.
             fused.add(probs_source)
-            dx = cost_ops.softmax_logreg_backward(int_labels, probs, coeff)
+            dx = self.ops.softmax_logreg_backward(int_labels, probs, coeff)
             self._deposit(probs_layer.inputs[0], probs_layer, dx, pending)
             return
-        dy = cost_ops.logreg_backward_probs(int_labels, probs, coeff)
+        dy = self.ops.logreg_backward_probs(int_labels, probs, coeff)
         self._deposit(probs_source, layer, dy, pending)
 
     def _input_grad(self, layer: PlanLayer, index: int, dy: np.ndarray, prev: np.ndarray | None):
         t, s, d = layer.type, layer.settings, layer.derived
         x = self._input(layer.inputs[index], layer)
         if t in ("conv", "local"):
-            run = conv_ops.conv_backward_data if t == "conv" else conv_ops.local_backward_data
+            run = self.ops.conv_backward_data if t == "conv" else self.ops.local_backward_data
             return run(dy, self.weights[self.param_key(layer.name, "weights", index)],
                        image_size=d["imgSize"][index], **self._conv_geometry(layer, index))
         if t == "fc":
-            return dense_ops.fc_backward_data(dy, self.weights[self.param_key(layer.name, "weights", index)])
+            return self.ops.fc_backward_data(dy, self.weights[self.param_key(layer.name, "weights", index)])
         y = self._acts[layer.name]
         if t == "neuron":
             kind, params = dense_ops.parse_neuron(layer.neuron or s.get("neuron"))
-            return dense_ops.neuron_backward(x, y, dy, kind, params)
+            return self.ops.neuron_backward(x, y, dy, kind, params)
         if t == "pool":
-            return pool_ops.pool_backward(x, y, dy, **self._pool_geometry(layer))
+            return self.ops.pool_backward(x, y, dy, **self._pool_geometry(layer))
         if t in ("cmrnorm", "rnorm", "cnorm"):
             scale, power = self._required(layer, "scale"), self._required(layer, "pow")
             common = dict(channels=s["channels"], size=s["size"], scale=scale, pow=power)
             fix = "norm-size-gradient" in self.fixes
             if t == "cmrnorm":
-                return norm_ops.cmrnorm_backward(x, y, self._cache[layer.name], dy,
+                return self.ops.cmrnorm_backward(x, y, self._cache[layer.name], dy,
                                                  min_div=float(self._params_value(layer, "minDiv", 1.0)), **common)
             if t == "rnorm":
-                return self._replace(layer.inputs[index], norm_ops.rnorm_backward(
+                return self._replace(layer.inputs[index], self.ops.rnorm_backward(
                     x, y, self._cache[layer.name], dy, prev_grad=prev, fix_size_bug=fix, **common), prev)
             denoms, diffs = self._cache[layer.name]
-            return self._replace(layer.inputs[index], norm_ops.cnorm_backward(
+            return self._replace(layer.inputs[index], self.ops.cnorm_backward(
                 diffs, y, denoms, dy, prev_grad=prev, fix_size_bug=fix, **common), prev)
         if t == "softmax":
-            return dense_ops.softmax_backward(y, dy)
+            return self.ops.softmax_backward(y, dy)
         if t == "hs":
             mask, enable, train = self._cache[layer.name]
-            return dense_ops.dropout_backward(dy, mask, keep=float(s["keep"]), enable=enable, train=train)
+            return self.ops.dropout_backward(dy, mask, keep=float(s["keep"]), enable=enable, train=train)
         if t == "blur":
-            return pre_ops.blur_backward(dy, channels=s["channels"], filter_size=s["filterSize"],
+            return self.ops.blur_backward(dy, channels=s["channels"], filter_size=s["filterSize"],
                                          stdev=float(s["stdev"]))
         if t == "nailbed":
-            return pre_ops.nailbed_backward(dy, channels=s["channels"], stride=s["stride"], img_size=d["imgSize"])
+            return self.ops.nailbed_backward(dy, channels=s["channels"], stride=s["stride"], img_size=d["imgSize"])
         if t == "concat":
             sizes = [self._acts[source].shape[0] for source in layer.inputs]
-            return dense_ops.concat_backward(dy, sizes)[index]
+            return self.ops.concat_backward(dy, sizes)[index]
         if t == "eltsum":
-            return dense_ops.eltsum_backward(dy, s.get("coeffs") or [1.0] * len(layer.inputs))[index]
+            return self.ops.eltsum_backward(dy, s.get("coeffs") or [1.0] * len(layer.inputs))[index]
         if t == "eltmax":
             xs = [self._input(source, layer) for source in layer.inputs]
-            return dense_ops.eltmax_backward(dy, xs, y)[index]
+            return self.ops.eltmax_backward(dy, xs, y)[index]
         raise ReplayError(f"{self._where(layer)}: no backward rule for {t!r}")
 
     def _replace(self, source: str, buffer: np.ndarray, prev: np.ndarray | None):
@@ -372,20 +371,20 @@ class Network:
         key = self.param_key(layer.name, "weights", index)
         x = self._input(layer.inputs[index], layer)
         if layer.type == "fc":
-            self.grads[key] = dense_ops.fc_backward_weights(x, dy)
+            self.grads[key] = self.ops.fc_backward_weights(x, dy)
         elif layer.type == "conv":
-            self.grads[key] = conv_ops.conv_backward_weights(x, dy, partial_sum=int(layer.settings.get("partialSum", 0)),
+            self.grads[key] = self.ops.conv_backward_weights(x, dy, partial_sum=int(layer.settings.get("partialSum", 0)),
                                                              **self._conv_geometry(layer, index))
         else:
-            self.grads[key] = conv_ops.local_backward_weights(x, dy, **self._conv_geometry(layer, index))
+            self.grads[key] = self.ops.local_backward_weights(x, dy, **self._conv_geometry(layer, index))
 
     def _bias_grad(self, layer: PlanLayer, dy: np.ndarray) -> None:
         key = self.param_key(layer.name, "biases", None)
         if layer.type == "fc":
-            self.grads[key] = dense_ops.fc_bias_grad(dy)
+            self.grads[key] = self.ops.fc_bias_grad(dy)
         else:
             shared = layer.type == "conv" and bool(layer.settings.get("sharedBiases", True))
-            self.grads[key] = conv_ops.conv_bias_grad(dy, shared=shared, filters=layer.derived["filters"])
+            self.grads[key] = self.ops.conv_bias_grad(dy, shared=shared, filters=layer.derived["filters"])
 
     # --- update -----------------------------------------------------------------------------
 
