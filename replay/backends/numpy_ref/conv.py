@@ -164,14 +164,25 @@ def _unpatch(cols: np.ndarray, geo: _Geometry) -> np.ndarray:
 
 def _group_patches(patches: np.ndarray, geo: _Geometry, g: int) -> np.ndarray:
     """The (Cf, fs, fs, M, N) patches group g reads (its channels gathered, randSparse or contiguous)."""
-    return patches[geo.channel_index[g]]
+    channels = geo.channel_index[g]
+    if _contiguous(channels):  # groups without randSparse read a block of channels: a view, no copy
+        return patches[channels[0]:channels[-1] + 1]
+    return patches[channels]
+
+
+def _contiguous(channels: np.ndarray) -> bool:
+    return bool(np.all(np.diff(channels) == 1))
 
 
 def _scatter_group_patches(target: np.ndarray, grad: np.ndarray, geo: _Geometry, g: int) -> None:
     """Adjoint of _group_patches: add group g's patch gradient onto its image channels. With randSparse and
     overSample > 1 several groups share a channel; their contributions add (cc1 img_acts.cu:
     img_acts_*_sparse_rand writes overSample copies that ConvLayer::bpropActs then sums)."""
-    np.add.at(target, geo.channel_index[g], grad)
+    channels = geo.channel_index[g]
+    if _contiguous(channels):  # distinct channels: a plain += is the same sum, without add.at's cost
+        target[channels[0]:channels[-1] + 1] += grad
+    else:
+        np.add.at(target, channels, grad)
 
 
 # ---------------------------------------------------------------------------------------------- conv
@@ -269,8 +280,10 @@ def conv_backward_weights(x: np.ndarray, dy: np.ndarray, *, channels: int, filte
     dw = np.empty((geo.taps, filters), dtype=dtype)
     for g in range(groups):
         # (taps, M, N) -> (parts, taps, per·N): module runs of length `per`, cases fastest inside a run.
-        cols = _group_patches(patches, geo, g).reshape(geo.taps, parts, per * n).transpose(1, 0, 2)
-        dys = grad[g * fg:(g + 1) * fg].transpose(1, 2, 0)  # (parts, per·N, Fg)
+        # Contiguous operands, so that matmul hands each part to BLAS (strided ones take a slow loop).
+        cols = np.ascontiguousarray(
+            _group_patches(patches, geo, g).reshape(geo.taps, parts, per * n).transpose(1, 0, 2))
+        dys = np.ascontiguousarray(grad[g * fg:(g + 1) * fg].transpose(1, 2, 0))  # (parts, per·N, Fg)
         partials = np.matmul(cols, dys) * scale  # (parts, taps, Fg), each already 1/N-scaled
         total = partials[0].copy()
         for j in range(1, parts):
