@@ -119,6 +119,23 @@ class Network:
                  "cost.logreg", "hs", "blur", "nailbed", "concat", "eltsum", "eltmax"}
 
     def _check_supported(self, layer: PlanLayer) -> None:
+        # Layers that need input the replay's data (CIFAR batches, image folders, the synthetic set: one
+        # class label per image) does not have: say which, and stop.
+        flickr = ("Flickr multi-label targets (a 0/1 tag matrix per image, convdata_flickr.py), which no data "
+                  "the replay reads provides (one class label per image)")
+        needs = {"cost.crossent2": flickr, "cost.rflickr": flickr,
+                 "treefc": "the class tree from the data's batches.meta (meta['tree'], layer.py: "
+                           "TreeFCLayerParser), which no data the replay reads provides"}.get(layer.type)
+        if layer.type == "cost.sum2":
+            seen, todo = set(), list(layer.inputs)
+            while todo:
+                name = todo.pop()
+                seen.add(name)
+                todo += [i for i in self.layers[name].inputs if i not in seen]
+            if any(self.layers[n].type == "data" and self.layers[n].derived.get("dataIdx", 0) != 0 for n in seen):
+                needs = flickr + ": its input subtracts the labels data layer as a target vector"
+        if needs:
+            raise ReplayError(f"{self._where(layer)}: layer type {layer.type!r} needs {needs}; the replay stops here")
         if layer.type not in self.SUPPORTED:
             raise ReplayError(f"{self._where(layer)}: layer type {layer.type!r} is not replayed yet "
                               f"(replayed: {', '.join(sorted(self.SUPPORTED))})")

@@ -93,6 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("id", help="experiment id, e.g. 120 or cifar-18pct-noisylr")
     sub.add_argument("--plan", action="store_true", help="print the plan (shapes, parameters, FLOPs, memory per "
                      "logical GPU, bytes between GPUs) and stop")
+    sub.add_argument("--check", action="store_true", help="check the net's gradients against finite differences "
+                     "(float64, a small synthetic batch; as the original's --check-grads) and stop: exit 1 on a failure")
     sub.add_argument("--data", metavar="DIR", help="CIFAR-10 python batches or an image folder "
                      "(default: a synthetic set, clearly marked as such)")
     sub.add_argument("--epochs", type=int, default=1)
@@ -485,6 +487,16 @@ def cmd_replay(args) -> int:
     archive = _load(args)
     experiment = archive.experiment(args.id)
     check_experiment(experiment)
+    if args.check:
+        from replay.check import check_experiment_gradients, format_checks
+
+        try:
+            report = check_experiment_gradients(experiment, seed=args.seed)
+        except ReplayError as error:
+            print(f"alexnet-archive: {error}", file=sys.stderr)
+            return 2
+        print(format_checks(report.checks, header=report.describe()))
+        return 0 if report.passed else 1
     stored = None
     if args.resume:  # a resumed run goes on with the options it was started with
         from replay.store import StoreError
@@ -652,21 +664,26 @@ def _filters(store, run, dest) -> int:
 
 
 def _export_run(store, run, dest) -> int:
+    """The run's weights in today's layout (replay/torch_graph.py: TODAY_LAYOUT), named as the
+    state_dict of build_torch_model, with a note of the graph in the safetensors metadata."""
     from pathlib import Path
 
     from replay.checkpoint import load_checkpoint, write_safetensors
+    from replay.plan import build_plan
+    from replay.torch_graph import today_graph_note, today_layout
 
     if not dest:
         print("alexnet-archive: runs export RUN FILE.safetensors", file=sys.stderr)
         return 2
-    arrays, state = load_checkpoint(store.checkpoint_path(run["id"]))
-    # Today's layout: weights as cuda-convnet keeps them are (in, out); PyTorch wants (out, in) and
-    # NCHW filters. The graph note says how each name was shaped.
-    tensors = {key[2:].replace("[", ".").replace("]", ""): value.T.copy()
-               for key, value in arrays.items() if key.startswith("w/")}
+    arrays, _ = load_checkpoint(store.checkpoint_path(run["id"]))
+    archive = _load(argparse.Namespace(archive=None))
+    plan = build_plan(archive.experiment(run["experiment"]), as_written=bool(run["options"].get("as_written")))
+    weights = {key[2:]: value for key, value in arrays.items() if key.startswith("w/")}
+    conns = {key[2:]: value for key, value in arrays.items() if key.startswith("c/")}
+    tensors = today_layout(plan, weights, conns=conns)
     write_safetensors(Path(dest), tensors, {"experiment": run["experiment"], "run": run["id"],
-                                            "layout": "weights (out, in·kh·kw) rows = filters; biases (n, 1)->(1, n)"})
-    print(f"wrote {len(tensors)} tensors to {dest}")
+                                            **today_graph_note(plan)})
+    print(f"wrote {len(tensors)} tensors to {dest} (today's layout; the graph is in the file's metadata)")
     return 0
 
 
