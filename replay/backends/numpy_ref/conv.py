@@ -280,14 +280,13 @@ def conv_backward_weights(x: np.ndarray, dy: np.ndarray, *, channels: int, filte
     dw = np.empty((geo.taps, filters), dtype=dtype)
     for g in range(groups):
         # (taps, M, N) -> (parts, taps, per·N): module runs of length `per`, cases fastest inside a run.
-        # Contiguous operands, so that matmul hands each part to BLAS (strided ones take a slow loop).
-        cols = np.ascontiguousarray(
-            _group_patches(patches, geo, g).reshape(geo.taps, parts, per * n).transpose(1, 0, 2))
-        dys = np.ascontiguousarray(grad[g * fg:(g + 1) * fg].transpose(1, 2, 0))  # (parts, per·N, Fg)
-        partials = np.matmul(cols, dys) * scale  # (parts, taps, Fg), each already 1/N-scaled
-        total = partials[0].copy()
+        cols = _group_patches(patches, geo, g).reshape(geo.taps, parts, per * n)
+        dys = grad[g * fg:(g + 1) * fg]  # (Fg, parts, per·N)
+        # One BLAS product per run of modules, on strided views (no copies), each scaled by 1/N as the
+        # kernel scales its partial; the partials are then added in module order.
+        total = (cols[:, 0, :] @ dys[:, 0, :].T) * scale
         for j in range(1, parts):
-            total += partials[j]
+            total += (cols[:, j, :] @ dys[:, j, :].T) * scale
         dw[:, g * fg:(g + 1) * fg] = total
     return dw
 
