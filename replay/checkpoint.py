@@ -69,6 +69,31 @@ def load_checkpoint(path: Path | str) -> tuple[dict[str, np.ndarray], dict]:
     return arrays, state
 
 
+# What a replay's checkpoint holds, by part: arrays are stored as "<prefix><ParamTensor key>".
+PARTS = {"weights": "w/", "momentum": "v/", "conns": "c/"}
+
+
+def network_arrays(parts: dict[str, dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """{"weights": {...}, "momentum": {...}, "conns": {...}} -> the flat arrays save_checkpoint takes."""
+    return {PARTS[part] + key: value for part, arrays in parts.items() for key, value in arrays.items()}
+
+
+def network_parts(arrays: dict[str, np.ndarray]) -> dict[str, dict[str, np.ndarray]]:
+    """The inverse of network_arrays."""
+    return {part: {key[len(prefix):]: value for key, value in arrays.items() if key.startswith(prefix)}
+            for part, prefix in PARTS.items()}
+
+
+def load_run(path: Path | str, archive, experiment_id: str, *, as_written: bool = False):
+    """(plan, parts, state) of a stored run's checkpoint: its network's arrays by part, with the plan
+    they belong to (for drawing filters or exporting weights)."""
+    from .plan import build_plan
+
+    arrays, state = load_checkpoint(path)
+    plan = build_plan(archive.experiment(experiment_id), as_written=as_written)
+    return plan, network_parts(arrays), state
+
+
 # --- safetensors ------------------------------------------------------------------------------
 
 _DTYPES = {np.dtype(np.float32): "F32", np.dtype(np.float64): "F64", np.dtype(np.float16): "F16",

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .checkpoint import load_checkpoint, save_checkpoint
+from .checkpoint import load_checkpoint, network_arrays, network_parts, save_checkpoint
 from .data import Cropping, DataError, Dataset, evaluation_views, train_batch
 from .network import Network
 from .schedule import training_progress
@@ -103,9 +103,8 @@ class Trainer:
     def save(self) -> None:
         if self.checkpoint is None:
             return
-        arrays = {f"w/{k}": v for k, v in self.net.weights.items()}
-        arrays.update({f"v/{k}": v for k, v in self.net.momentum.items()})
-        arrays.update({f"c/{k}": v for k, v in self.net.conns.items()})
+        arrays = network_arrays({"weights": self.net.weights, "momentum": self.net.momentum,
+                                 "conns": self.net.conns})
         self.state.train_rng = self.train_rng.bit_generator.state
         self.state.update_rng = self.update_rng.bit_generator.state
         save_checkpoint(self.checkpoint, arrays, {"progress": asdict(self.state), "run": self.run_id,
@@ -114,11 +113,13 @@ class Trainer:
 
     def restore(self) -> None:
         arrays, state = load_checkpoint(self.checkpoint)
-        for prefix, target in (("w/", self.net.weights), ("v/", self.net.momentum), ("c/", self.net.conns)):
+        parts = network_parts(arrays)
+        for part, target in (("weights", self.net.weights), ("momentum", self.net.momentum),
+                             ("conns", self.net.conns)):
             for key in list(target):
-                if prefix + key not in arrays:
-                    raise DataError(f"{self.checkpoint}: has no {prefix + key}; it belongs to another net")
-                target[key] = arrays[prefix + key]
+                if key not in parts[part]:
+                    raise DataError(f"{self.checkpoint}: has no {part} {key!r}; it belongs to another net")
+                target[key] = parts[part][key]
         self.state = Progress(**state["progress"])
         self.train_rng.bit_generator.state = self.state.train_rng
         self.update_rng.bit_generator.state = self.state.update_rng

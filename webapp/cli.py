@@ -644,21 +644,25 @@ def cmd_runs(args) -> int:
         return 2
 
 
+def _stored_run(store, run):
+    """(plan, arrays by part, state) of a stored run's checkpoint."""
+    from replay.checkpoint import load_run
+
+    return load_run(store.checkpoint_path(run["id"]), _load(argparse.Namespace(archive=None)), run["experiment"],
+                    as_written=bool(run["options"].get("as_written")))
+
+
 def _filters(store, run, dest) -> int:
     """The learned first-layer filters as a PNG, one panel per logical GPU."""
     from pathlib import Path
 
-    from replay.checkpoint import load_checkpoint
     from replay.filters import filters_png
-    from replay.plan import build_plan
 
     if not dest:
         print("alexnet-archive: runs filters RUN FILE.png", file=sys.stderr)
         return 2
-    arrays, _ = load_checkpoint(store.checkpoint_path(run["id"]))
-    archive = _load(argparse.Namespace(archive=None))
-    plan = build_plan(archive.experiment(run["experiment"]), as_written=bool(run["options"].get("as_written")))
-    Path(dest).write_bytes(filters_png({k[2:]: v for k, v in arrays.items() if k.startswith("w/")}, plan))
+    plan, parts, _ = _stored_run(store, run)
+    Path(dest).write_bytes(filters_png(parts["weights"], plan))
     print(f"wrote the first-layer filters of run {run['id']} to {dest}")
     return 0
 
@@ -668,18 +672,14 @@ def _export_run(store, run, dest) -> int:
     state_dict of build_torch_model, with a note of the graph in the safetensors metadata."""
     from pathlib import Path
 
-    from replay.checkpoint import load_checkpoint, write_safetensors
-    from replay.plan import build_plan
+    from replay.checkpoint import write_safetensors
     from replay.torch_graph import today_graph_note, today_layout
 
     if not dest:
         print("alexnet-archive: runs export RUN FILE.safetensors", file=sys.stderr)
         return 2
-    arrays, _ = load_checkpoint(store.checkpoint_path(run["id"]))
-    archive = _load(argparse.Namespace(archive=None))
-    plan = build_plan(archive.experiment(run["experiment"]), as_written=bool(run["options"].get("as_written")))
-    weights = {key[2:]: value for key, value in arrays.items() if key.startswith("w/")}
-    conns = {key[2:]: value for key, value in arrays.items() if key.startswith("c/")}
+    plan, parts, _ = _stored_run(store, run)
+    weights, conns = parts["weights"], parts["conns"]
     tensors = today_layout(plan, weights, conns=conns)
     write_safetensors(Path(dest), tensors, {"experiment": run["experiment"], "run": run["id"],
                                             **today_graph_note(plan)})

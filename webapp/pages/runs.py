@@ -47,17 +47,16 @@ def run_view(site: Site, run_id: str, links: Links) -> dict:
 
 def filters_png(site: Site, run_id: str) -> bytes:
     """The learned first-layer filters, one panel per logical GPU (the paper's Figure 3 look)."""
-    from replay.checkpoint import CheckpointError, load_checkpoint
+    from replay.checkpoint import CheckpointError, load_run
     from replay.filters import filters_png as draw
-    from replay.plan import build_plan
 
     run = find_run(site, run_id)
     try:
-        arrays, _ = load_checkpoint(site.runs.checkpoint_path(run["id"]))
+        plan, parts, _ = load_run(site.runs.checkpoint_path(run["id"]), site.archive, run["experiment"],
+                                  as_written=bool(run["options"].get("as_written")))
     except CheckpointError as error:
         raise NotFound(f"Replay {run['id']} has no readable checkpoint: {error}") from None
-    plan = build_plan(find_experiment(site, run["experiment"]), as_written=bool(run["options"].get("as_written")))
-    weights = {key[2:]: value for key, value in arrays.items() if key.startswith("w/")}
+    weights = parts["weights"]
     try:
         return draw(weights, plan)
     except ValueError as error:
