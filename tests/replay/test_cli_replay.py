@@ -61,3 +61,27 @@ def test_bad_data_and_unknown_runs_are_clear_errors(use_release, capsys, tmp_pat
     assert code == 2 and "no run 'nope'" in err
     code, _, err = run_cli(capsys, "replay", "cifar-18pct-noisylr", "--fix", "bogus", "--db", str(tmp_path / "s.sqlite"))
     assert code == 2 and "not a known 2012 bug" in err
+
+
+def test_replay_on_a_cifar_batch_folder(use_release, capsys, tmp_path):
+    """The public CIFAR-10 python layout (rows are images, Python-2 pickles), made small here."""
+    import pickle
+
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "cifar-10-batches-py"
+    folder.mkdir()
+    for name in ("data_batch_1", "data_batch_2", "test_batch"):
+        batch = {b"data": rng.integers(0, 256, size=(24, 3072), dtype=np.uint8),
+                 b"labels": rng.integers(0, 10, size=24).tolist()}
+        (folder / name).write_bytes(pickle.dumps(batch, protocol=2))
+    (folder / "batches.meta").write_bytes(pickle.dumps({b"label_names": [b"airplane"] * 10}, protocol=2))
+    db = str(tmp_path / "site.sqlite")
+    code, out, err = run_cli(capsys, "replay", "cifar-18pct-noisylr", "--data", str(folder), "--mini", "16",
+                             "--db", db)
+    assert code == 0, err
+    assert "SYNTHETIC" not in err and out.splitlines()[0].startswith("1.1... logprob: ")
+    code, out, _ = run_cli(capsys, "runs", "--db", db, "--json")
+    [run] = json.loads(out)
+    assert run["status"] == "finished" and "CIFAR-10 python batches" in run["data"]
