@@ -184,18 +184,22 @@ class RunStore:
                 stamps.append(None)
         return tuple(stamps)
 
+    def _read(self, query: str, params: tuple = ()) -> list:
+        with self._lock:
+            try:
+                return self._db.execute(query, params).fetchall()
+            except sqlite3.DatabaseError as error:
+                raise StoreError(f"{self.path}: cannot read runs ({error})") from None
+
     def runs(self, experiment: str | None = None) -> list[dict]:
         query = "SELECT * FROM replay_runs" + (" WHERE experiment = ?" if experiment else "") + " ORDER BY started, id"
-        with self._lock:
-            rows = self._db.execute(query, (experiment,) if experiment else ()).fetchall()
-        return [self._summary(row) for row in rows]
+        return [self._summary(row) for row in self._read(query, (experiment,) if experiment else ())]
 
     def run(self, run_id: str) -> dict:
-        with self._lock:
-            row = self._db.execute("SELECT * FROM replay_runs WHERE id = ?", (run_id,)).fetchone()
-            points = self._db.execute(
-                "SELECT kind, epoch, batch, cases, cost, top1, topk, seconds, progress FROM replay_points WHERE run = ?"
-                " ORDER BY rowid", (run_id,)).fetchall()
+        rows = self._read("SELECT * FROM replay_runs WHERE id = ?", (run_id,))
+        row = rows[0] if rows else None
+        points = self._read("SELECT kind, epoch, batch, cases, cost, top1, topk, seconds, progress FROM replay_points"
+                            " WHERE run = ? ORDER BY rowid", (run_id,))
         if row is None:
             raise StoreError(f"{self.path}: no run {run_id!r} (see `alexnet-archive runs`)")
         data = self._summary(row)

@@ -283,6 +283,14 @@ def _install_error_pages(app: FastAPI) -> None:
         return error_response(request, 422, "That request cannot be answered", error.message,
                               [{"field": error.field, "message": error.message}])
 
+    from replay.store import StoreError  # standard library only
+
+    @app.exception_handler(StoreError)
+    async def store_error(request: Request, error: StoreError):
+        log.error("runs database: %s", error)  # the file's path stays in the server's log
+        return error_response(request, 503, "The replays cannot be read",
+                              "The database of replays could not be read; the rest of the exhibit is unaffected.")
+
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, error: RequestValidationError):
         fields = [{"field": ".".join(str(p) for p in e.get("loc", ()) if p not in ("query", "path")),

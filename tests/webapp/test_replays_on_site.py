@@ -74,3 +74,22 @@ def test_a_run_stored_while_serving_shows_at_once(replayed, release):
     after = client.get(f"/experiments/{NET}").text
     assert second not in before and second in after
     assert [r["id"] for r in client.get("/runs.json").json()["runs"]] == [first, second]
+
+
+def test_an_unreadable_runs_database_is_a_503_page_not_a_traceback(archive_root, tmp_path):
+    import sqlite3
+
+    db = tmp_path / "site.sqlite"
+    RunStore(db).close()
+    broken = sqlite3.connect(db)
+    broken.execute("DROP TABLE replay_points")  # a database another version left behind
+    broken.execute("DROP TABLE replay_runs")
+    broken.commit()
+    broken.close()
+    settings = Settings(archive=archive_root, db=db)
+    client = TestClient(create_app(settings, Site.load(settings)))
+    page = client.get(f"/experiments/{NET}")
+    assert page.status_code == 503 and "The replays cannot be read" in page.text
+    assert str(db) not in page.text and "Traceback" not in page.text
+    assert client.get("/experiments/120.json").status_code == 503
+    assert client.get("/lineage").status_code == 200

@@ -22,8 +22,10 @@ def find_run(site: Site, run_id: str) -> dict:
         raise NotFound("This site was started without a runs database (serve --db).")
     try:
         return site.runs.run(run_id)
-    except StoreError:
-        raise NotFound(f"There is no replay {run_id!r} in this site's database.") from None
+    except StoreError as error:
+        if "no run" in str(error):
+            raise NotFound(f"There is no replay {run_id!r} in this site's database.") from None
+        raise
 
 
 def run_data(site: Site, run_id: str) -> dict:
