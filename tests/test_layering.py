@@ -41,3 +41,24 @@ def test_read_commands_never_import_numpy_cupy_or_fastapi(argv, archive_root):
             "sys.stdout.flush()\n")
     loaded = modules_after(code, str(archive_root))
     assert not {m for m in loaded if m.split(".")[0] in ("numpy", "cupy", "fastapi", "starlette", "uvicorn")}
+
+
+def test_archive_lrhistory_is_standard_library_too():
+    baseline = modules_after("pass")
+    loaded = modules_after("import archive.lrhistory")
+    third_party = {m.split(".")[0] for m in loaded - baseline} - set(sys.stdlib_module_names) - {"archive"}
+    assert not third_party, third_party
+
+
+def test_replay_with_the_numpy_backend_imports_neither_cupy_nor_torch_nor_the_site():
+    loaded = modules_after("import replay.network, replay.train, replay.check\n"
+                           "from replay.backends import get_backend\nget_backend('numpy')")
+    assert "numpy" in loaded
+    assert not {m for m in loaded if m.split(".")[0] in ("cupy", "torch", "fastapi", "starlette", "jinja2",
+                                                          "webapp", "PIL")}
+
+
+def test_the_site_reads_runs_without_numpy():
+    # webapp.site opens the runs database through replay.store, which is standard library only.
+    loaded = modules_after("import replay.store")
+    assert not {m for m in loaded if m.split(".")[0] in ("numpy", "cupy", "torch")}
