@@ -93,3 +93,14 @@ def test_an_unreadable_runs_database_is_a_503_page_not_a_traceback(archive_root,
     assert str(db) not in page.text and "Traceback" not in page.text
     assert client.get("/experiments/120.json").status_code == 503
     assert client.get("/lineage").status_code == 200
+
+
+def test_the_compare_page_overlays_the_replays(replayed):
+    client, store, run_id = replayed
+    data = client.get(f"/compare.json?ids={NET},example-18pct").json()
+    assert data["ids"] == [NET, "example-18pct"]
+    page = client.get(f"/compare?ids={NET},example-18pct")
+    assert page.status_code == 200
+    chart = client.get(f"/compare/{NET},example-18pct/charts/results.json").json()
+    names = [s["name"] for s in chart["series"]]
+    assert f"#{NET} replay {run_id}: train top-1" in names
