@@ -192,7 +192,7 @@ class RunStore:
                 raise StoreError(f"{self.path}: cannot read runs ({error})") from None
 
     def runs(self, experiment: str | None = None) -> list[dict]:
-        query = "SELECT * FROM replay_runs" + (" WHERE experiment = ?" if experiment else "") + " ORDER BY started, id"
+        query = "SELECT * FROM replay_runs" + (" WHERE experiment = ?" if experiment else "") + " ORDER BY rowid"  # the order they were started in
         return [self._summary(row) for row in self._read(query, (experiment,) if experiment else ())]
 
     def run(self, run_id: str) -> dict:
