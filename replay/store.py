@@ -192,7 +192,8 @@ class RunStore:
                 raise StoreError(f"{self.path}: cannot read runs ({error})") from None
 
     def runs(self, experiment: str | None = None) -> list[dict]:
-        query = "SELECT * FROM replay_runs" + (" WHERE experiment = ?" if experiment else "") + " ORDER BY rowid"  # the order they were started in
+        # rowid: the order they were started in (start times tie within a second)
+        query = "SELECT * FROM replay_runs" + (" WHERE experiment = ?" if experiment else "") + " ORDER BY rowid"
         return [self._summary(row) for row in self._read(query, (experiment,) if experiment else ())]
 
     def run(self, run_id: str) -> dict:
