@@ -139,9 +139,6 @@ class Network:
         if layer.type not in self.SUPPORTED:
             raise ReplayError(f"{self._where(layer)}: layer type {layer.type!r} is not replayed yet "
                               f"(replayed: {', '.join(sorted(self.SUPPORTED))})")
-        if layer.type in ("conv", "local") and any(_per_input(layer.settings.get("randSparse", False), i)
-                                                   for i in range(len(layer.inputs))):
-            pass  # connectivity drawn in _initialise
         # The params file must give what the layer needs, before any training starts.
         for key in {"cmrnorm": ("scale", "pow"), "rnorm": ("scale", "pow"), "cnorm": ("scale", "pow"),
                     "cost.logreg": ("coeff",), "hs": ("enable",)}.get(layer.type, ()):

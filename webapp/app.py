@@ -10,7 +10,7 @@ rendered pages, since nothing changes while the server runs.
 import logging
 from typing import Annotated, Literal
 
-from fastapi import FastAPI, Query, Request
+from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
@@ -104,8 +104,6 @@ def _add_routes(app: FastAPI) -> None:
                          order: Literal["asc", "desc"] = "asc") -> collection.CollectionQuery:
         return collection.CollectionQuery(host or None, dataset or None, status or None, since or None,
                                           until or None, q or None, sort, order)
-
-    from fastapi import Depends
 
     Filters = Annotated[collection.CollectionQuery, Depends(collection_query)]
 

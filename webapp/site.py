@@ -49,10 +49,18 @@ class Site:
             return []
         return [self.runs.run(summary["id"]) for summary in self.runs.runs(eid)]
 
-    def charts_for(self, experiment) -> list:
+    def charts_for(self, experiment, replays: list[dict] | None = None) -> list:
+        """The experiment's charts with its replays' curves (pass `replays` when already read)."""
         from .curves import experiment_charts
 
-        return experiment_charts(experiment, self.replays(experiment.id))
+        return experiment_charts(experiment, self.replays(experiment.id) if replays is None else replays)
+
+    @cached_property
+    def timeline(self) -> list:
+        """The runs on the entrance's timeline (webapp/diagrams.py: timeline_runs)."""
+        from .diagrams import timeline_runs
+
+        return timeline_runs(self.archive)
 
     @cached_property
     def version(self) -> str:

@@ -137,13 +137,13 @@ def compare_charts(site: Site, ids: list[str]):
     from ..curves import overlay
 
     experiments = [find_experiment(site, eid) for eid in ids]
-    per_experiment = [site.charts_for(e) for e in experiments]
+    by_kind: dict[str, list] = {}  # matched by kind, not position: an experiment may lack a chart
+    for e in experiments:
+        for chart in site.charts_for(e):
+            by_kind.setdefault(chart_kind(chart.id), []).append(chart)
     out = {}
-    for position, first in enumerate(per_experiment[0]):
-        kind = chart_kind(first.id)
-        same = [cs[position] for cs in per_experiment if position < len(cs) and chart_kind(cs[position].id) == kind]
+    for kind, charts in by_kind.items():
         # "#120: weight learning rate (epsW)" -> "weight learning rate (epsW): #120, #131"
-        title = first.title.split(": ", 1)[-1] + ": " + ", ".join(f"#{e.id}" for e in experiments)
-        out[kind] = overlay(same, title)
+        title = charts[0].title.split(": ", 1)[-1] + ": " + ", ".join(f"#{e.id}" for e in experiments)
+        out[kind] = overlay(charts, title)
     return out
-

@@ -8,8 +8,6 @@ from ..site import Site
 
 
 def entrance_data(site: Site) -> dict:
-    from ..diagrams import timeline_runs
-
     archive = site.archive
     stats = archive_stats(archive)
     experiments = archive.sorted_experiments()
@@ -19,7 +17,7 @@ def entrance_data(site: Site) -> dict:
               and e.dataset.version == "ILSVRC-2012"]
     best = min(scored, key=lambda e: e.final_result.top5) if scored else None
     most_children = max(experiments, key=lambda e: len(e.children)) if experiments else None
-    runs = timeline_runs(archive)
+    runs = site.timeline
     return {
         "facts": {
             "experiments": stats["experiments"], "runs": stats["runs"], "layer_files": stats["layer_files"],
@@ -32,7 +30,7 @@ def entrance_data(site: Site) -> dict:
             if most_children else None,
             "machines": stats["machines"],
         },
-        "timeline": [run.to_json() if hasattr(run, "to_json") else _run_json(run) for run in runs],
+        "timeline": [_run_json(run) for run in runs],
     }
 
 
@@ -46,7 +44,7 @@ def _run_json(run) -> dict:
 
 
 def entrance_view(site: Site, links: Links) -> dict:
-    from ..diagrams import timeline_runs, timeline_svg
+    from ..diagrams import timeline_svg
 
     return {"x": entrance_data(site), "title": "AlexNet, summer 2012",
-            "timeline_svg": timeline_svg(timeline_runs(site.archive), href=links.href)}
+            "timeline_svg": timeline_svg(site.timeline, href=links.href)}

@@ -73,19 +73,23 @@ def log_runs(e: Experiment) -> list[dict]:
     return runs
 
 
-def experiment_data(site: Site, eid: str) -> dict:
+def experiment_data(site: Site, eid: str, *, replays: list[dict] | None = None, charts: list | None = None) -> dict:
+    """The JSON twin. The page passes the replays and charts it has already made, so nothing is
+    read or reconstructed twice."""
     from ..charts import chart_json
 
     e = find_experiment(site, eid)
+    replays = site.replays(e.id) if replays is None else replays
+    charts = site.charts_for(e, replays) if charts is None else charts
     data = e.to_json()
     data["layer_table"] = layer_rows(e)
     data["log_runs"] = log_runs(e)
-    data["charts"] = [chart_json(chart) for chart in site.charts_for(e)]
+    data["charts"] = [chart_json(chart) for chart in charts]
     data["replays"] = [{k: run[k] for k in ("id", "status", "backend", "data", "synthetic", "started", "ended",
                                             "fixes", "transfers")}
                        | {"last_test": run["tests"][-1] if run["tests"] else None,
                           "train_points": len(run["train"])}
-                       for run in site.replays(e.id)]
+                       for run in replays]
     return data
 
 
@@ -93,9 +97,11 @@ def experiment_view(site: Site, eid: str, links: Links) -> dict:
     from ..diagrams import lineage_svg, network_svg
 
     e = find_experiment(site, eid)
-    data = experiment_data(site, e.id)
+    replays = site.replays(e.id)
+    made = site.charts_for(e, replays)
+    data = experiment_data(site, e.id, replays=replays, charts=made)
     family = {e.id} | _tree_ids(site.archive.ancestors(e.id)) | _tree_ids(site.archive.descendants(e.id))
-    charts = [chart_block(chart, f"/experiments/{e.id}", links) for chart in site.charts_for(e)]
+    charts = [chart_block(chart, f"/experiments/{e.id}", links) for chart in made]
     files = [(path, site.archive.cfg[path]) for path in (e.params_file, e.layers_file) if path]
     return {
         "e": data,

@@ -124,6 +124,14 @@ def _geometry(*, rows: int, channels: int, filter_size: int, padding: int, strid
     return _Geometry(channels, side, filter_size, padding, stride, modules_x, groups, cf, index)
 
 
+def _filters_of(dy: np.ndarray, x: np.ndarray, geo: _Geometry) -> tuple[int, int]:
+    """(F, F per group) of an output gradient dy (F·M, N) for the input x (…, N)."""
+    if dy.shape[0] % geo.modules or dy.shape[1] != x.shape[1]:
+        raise ValueError(f"dy {dy.shape} does not match M = {geo.modules} modules and N = {x.shape[1]} cases")
+    filters = dy.shape[0] // geo.modules
+    return filters, _check_filters(filters, geo)
+
+
 def _check_filters(filters: int, geo: _Geometry) -> int:
     if filters % geo.groups:
         raise ValueError(f"{filters} filters do not split into {geo.groups} groups")
@@ -263,10 +271,7 @@ def conv_backward_weights(x: np.ndarray, dy: np.ndarray, *, channels: int, filte
     geo = _geometry(rows=x.shape[0], channels=channels, filter_size=filter_size, padding=padding,
                     stride=stride, groups=groups, filter_channels=filter_channels, modules_x=modules_x,
                     conns=conns)
-    if dy.shape[0] % geo.modules or dy.shape[1] != x.shape[1]:
-        raise ValueError(f"dy {dy.shape} does not match M = {geo.modules} modules and N = {x.shape[1]} cases")
-    filters = dy.shape[0] // geo.modules
-    fg = _check_filters(filters, geo)
+    filters, fg = _filters_of(dy, x, geo)
     per = geo.modules if partial_sum == 0 else partial_sum
     if per < 0 or geo.modules % per:
         raise ValueError(f"partial_sum {partial_sum} does not divide the {geo.modules} modules "
@@ -395,10 +400,7 @@ def local_backward_weights(x: np.ndarray, dy: np.ndarray, *, channels: int, filt
     geo = _geometry(rows=x.shape[0], channels=channels, filter_size=filter_size, padding=padding,
                     stride=stride, groups=groups, filter_channels=filter_channels, modules_x=modules_x,
                     conns=conns)
-    if dy.shape[0] % geo.modules or dy.shape[1] != x.shape[1]:
-        raise ValueError(f"dy {dy.shape} does not match M = {geo.modules} modules and N = {x.shape[1]} cases")
-    filters = dy.shape[0] // geo.modules
-    fg = _check_filters(filters, geo)
+    filters, fg = _filters_of(dy, x, geo)
     n = x.shape[1]
     dtype = np.result_type(x, dy)
     patches = _patches(x, geo)
