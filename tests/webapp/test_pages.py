@@ -328,3 +328,14 @@ def test_download_links_on_the_page_are_the_served_ones(client):
     report = check_page(get_ok(client, "/experiments/120").text)
     downloads = [url for tag, url in report.links if "/charts/" in url]
     assert downloads and all(client.get(url).status_code == 200 for url in downloads)
+
+
+def test_compare_overlays_charts_by_kind_when_the_baseline_lacks_one(site):
+    """#96-16k logged no result; compared with it first, #120's error and cost curves must still show."""
+    from webapp.pages.compare import compare_charts
+
+    assert not site.archive.experiment("96-16k").results
+    charts = compare_charts(site, ["96-16k", "120"])
+    assert set(charts) == {"lr", "results", "cost"}
+    assert [s.name for s in charts["cost"].series] == ["#120 logprob cost"]
+    assert any(s.name.startswith("#96-16k") for s in charts["lr"].series)
