@@ -21,6 +21,11 @@ bias gradients divided by N (§4.2). Keyword arguments are as in replay/backends
 | blur_/nailbed_forward, _backward            | blur, nailbed                  | kGaussianBlur, kBedOfNails       |
 | concat_, eltsum_, eltmax_forward/_backward  | concat, eltsum, eltmax         | layer.cu                         |
 
+Optional speed-up a backend may honour or ignore: conv_forward/local_forward take `saved=` (a dict, or None)
+to keep their im2col columns in, and conv_backward_weights/local_backward_weights take the same dict and use
+(and remove) them instead of recomputing; replay/network.py passes one per layer input on training passes.
+The results must not depend on it.
+
 Rules that are not array operations (which neuron a string names, when softmax and logreg fuse)
 are shared by every backend and live beside the reference (numpy_ref.dense.parse_neuron,
 numpy_ref.costs.softmax_logreg_fused).

@@ -70,7 +70,7 @@ def load_checkpoint(path: Path | str) -> tuple[dict[str, np.ndarray], dict]:
 
 
 # What a replay's checkpoint holds, by part: arrays are stored as "<prefix><ParamTensor key>".
-PARTS = {"weights": "w/", "momentum": "v/", "conns": "c/"}
+PARTS = {"weights": "w/", "momentum": "v/", "conns": "c/", "grad_avg": "g/", "grad2_avg": "g2/"}
 
 
 def network_arrays(parts: dict[str, dict[str, np.ndarray]]) -> dict[str, np.ndarray]:

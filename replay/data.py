@@ -7,6 +7,9 @@ Three sources (SEMANTICS.md §7.2):
 - a folder of images, one subfolder per class (ILSVRC's `nXXXXXXXX/` layout works), with `train/`
   and `val/` subfolders if it has them; decoded with Pillow, the shorter side resized to the
   size asked for and the centre square cut out, as the 2012 batches were made;
+- cuda-convnet's batch files chosen by number, as convnet.py's `--train-range 1-5 --test-range 6`
+  did: `data_batch_N` pickles beside a `batches.meta` (data_mean, optionally num_vis, color_pca,
+  num_cases_per_batch, label_names), read one file at a time, so ImageNet-sized folders fit;
 - no data at all: a deterministic synthetic set whose labels can be learned. It says so in its
   description, which every run stores and prints.
 
@@ -22,6 +25,7 @@ from __future__ import annotations
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
@@ -35,8 +39,8 @@ class DataError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Images:
-    """Images in cuda-convnet's layout: `data` (3·S·S, n) float32 in 0..255, a column per image
-    with R, G and B planes; `labels` (n,) int64 class indices."""
+    """Images in cuda-convnet's layout: `data` (3·S·S, n) in 0..255 (float32, or uint8 as batch
+    files store it), a column per image with R, G and B planes; `labels` (n,) int64 class indices."""
 
     data: np.ndarray
     labels: np.ndarray
@@ -54,6 +58,10 @@ class Dataset:
     test: Images
     mean: np.ndarray                # (3·S·S,) float32: the training set's mean image
     synthetic: bool = False
+    # Batch files (--train-range/--test-range): read when visited; `train`/`test` are then empty.
+    train_files: tuple["BatchFile", ...] = ()
+    test_files: tuple["BatchFile", ...] = ()
+    pca: tuple[np.ndarray, np.ndarray] | None = None  # batches.meta's color_pca, where it has one
 
     @property
     def num_classes(self) -> int:
@@ -61,10 +69,63 @@ class Dataset:
 
     def color_pca(self) -> tuple[np.ndarray, np.ndarray]:
         """(σ (3,), E (3, 3) eigenvectors as columns) of the training pixels' RGB covariance:
-        what batches.meta's `color_pca` held (σ taken as √eigenvalue, SEMANTICS.md §7.3 [L])."""
-        pixels = self.train.data.reshape(3, -1)
+        what batches.meta's `color_pca` held (σ taken as √eigenvalue, SEMANTICS.md §7.3 [L]).
+        Batch files without one: the first training file's pixels."""
+        if self.pca is not None:
+            return self.pca
+        pixels = (self.train_files[0].load().data if self.train_files else self.train.data).reshape(3, -1)
         values, vectors = np.linalg.eigh(np.cov(pixels.astype(np.float64)))
         return np.sqrt(np.maximum(values, 0)).astype(np.float32), vectors.astype(np.float32)
+
+    def train_parts(self, batch_size: int) -> list["Part"]:
+        """The "batch files" of an epoch, in order: the real files, or the images cut into
+        `batch_size` pieces (CIFAR's data_batch_1..5 hold 10,000 each)."""
+        if self.train_files:
+            return list(self.train_files)
+        count = len(self.train)
+        return [_Slice(self.train, start, min(start + batch_size, count)) for start in range(0, count, batch_size)] \
+            or [_Slice(self.train, 0, 0)]
+
+    def test_parts(self) -> list["Part"]:
+        return list(self.test_files) if self.test_files else [_Slice(self.test, 0, len(self.test))]
+
+
+class Part(Protocol):
+    """One batch file of an epoch: `cases` (its image count) and `load()` -> Images."""
+
+    @property
+    def cases(self) -> int: ...
+
+    def load(self) -> Images: ...
+
+
+@dataclass(frozen=True, slots=True)
+class _Slice:
+    images: Images
+    start: int
+    stop: int
+
+    @property
+    def cases(self) -> int:
+        return self.stop - self.start
+
+    def load(self) -> Images:
+        return Images(self.images.data[:, self.start:self.stop], self.images.labels[self.start:self.stop])
+
+
+@dataclass(frozen=True, slots=True)
+class BatchFile:
+    """A cuda-convnet `data_batch_N` file, read when its turn comes (python_util/data.py:
+    DataProvider.get_data_file_name)."""
+
+    path: Path
+    number: int
+    side: int
+    num_classes: int
+    cases: int
+
+    def load(self) -> Images:
+        return _cifar_images(self.path, _unpickle(self.path), self.side, self.num_classes, keep_dtype=True)
 
 
 # --- loading ------------------------------------------------------------------------------
@@ -83,7 +144,7 @@ def _unpickle(path: Path) -> dict:
     return {key.decode("latin-1") if isinstance(key, bytes) else key: value for key, value in loaded.items()}
 
 
-def _cifar_images(path: Path, batch: dict, side: int, num_classes: int) -> Images:
+def _cifar_images(path: Path, batch: dict, side: int, num_classes: int, keep_dtype: bool = False) -> Images:
     if "data" not in batch or "labels" not in batch:
         raise DataError(f"{path}: no 'data' or 'labels' entry (keys: {sorted(batch)})")
     data = np.asarray(batch["data"])
@@ -99,7 +160,71 @@ def _cifar_images(path: Path, batch: dict, side: int, num_classes: int) -> Image
     if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
         raise DataError(f"{path}: label {int(labels.max() if labels.max() >= num_classes else labels.min())} "
                         f"is outside 0..{num_classes - 1}")
+    if keep_dtype and data.dtype == np.uint8:  # a quarter of the memory; crops convert to float32
+        return Images(np.ascontiguousarray(data), labels)
     return Images(np.ascontiguousarray(data, dtype=np.float32), labels)
+
+
+def parse_range(text: str, option: str) -> list[int]:
+    """convnet.py's batch ranges (RangeOptionParser): "1-5" -> 1..5 inclusive, "6" -> [6]."""
+    parts = text.strip().split("-")
+    try:
+        numbers = [int(p) for p in parts]
+    except ValueError:
+        numbers = []
+    if len(numbers) == 1:
+        return numbers
+    if len(numbers) == 2 and numbers[0] <= numbers[1]:
+        return list(range(numbers[0], numbers[1] + 1))
+    raise DataError(f"{option} {text!r}: expected a batch number (6) or an inclusive range (1-5)")
+
+
+def load_batch_folder(folder: Path | str, train_range: list[int], test_range: list[int]) -> Dataset:
+    """cuda-convnet batch files by number: `data_batch_N` for N in each range, beside batches.meta.
+    Nothing but the meta file is read now (each file is checked to exist); a file is unpickled
+    when the training or the test pass reaches it, as convdata.py's loader thread did."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DataError(f"{folder}: no such folder")
+    meta_path = folder / "batches.meta"
+    meta = _unpickle(meta_path)
+    if "data_mean" not in meta:
+        raise DataError(f"{meta_path}: no data_mean (cuda-convnet's providers subtract it; convdata.py)")
+    mean = np.asarray(meta["data_mean"], dtype=np.float32).reshape(-1)
+    num_vis = int(meta.get("num_vis", mean.shape[0]))
+    side = int(round((num_vis / 3) ** 0.5))
+    if 3 * side * side != num_vis or mean.shape[0] != num_vis:
+        raise DataError(f"{meta_path}: num_vis {num_vis} and data_mean of {mean.shape[0]} values do not "
+                        "describe square RGB images")
+    names = tuple(n.decode() if isinstance(n, bytes) else str(n) for n in meta.get("label_names", ())) \
+        or tuple(str(i) for i in range(int(meta.get("num_classes", 10))))
+    pca = None
+    if "color_pca" in meta:  # (stdevs, eigenvectors as columns), ImageNetDP.init_commons
+        try:
+            stdevs, vectors = meta["color_pca"]
+            pca = (np.asarray(stdevs, dtype=np.float32).reshape(3), np.asarray(vectors, dtype=np.float32).reshape(3, 3))
+        except (TypeError, ValueError):
+            raise DataError(f"{meta_path}: color_pca is not (3 standard deviations, 3×3 eigenvectors)") from None
+    per_file = meta.get("num_cases_per_batch")
+
+    def files(numbers: list[int], option: str) -> tuple[BatchFile, ...]:
+        found = []
+        for number in numbers:
+            path = folder / f"data_batch_{number}"
+            if not path.is_file():
+                raise DataError(f"{path}: missing ({option} names batch {number})")
+            cases = int(per_file) if per_file else len(_cifar_images(path, _unpickle(path), side, len(names)))
+            found.append(BatchFile(path, number, side, len(names), cases))
+        return tuple(found)
+
+    train, test = files(train_range, "--train-range"), files(test_range, "--test-range")
+    overlap = sorted({f.number for f in train} & {f.number for f in test})
+    note = f"; batches {overlap} are in both ranges" if overlap else ""
+    empty = Images(np.zeros((num_vis, 0), dtype=np.float32), np.zeros(0, dtype=np.int64))
+    span = lambda numbers: f"{numbers[0]}-{numbers[-1]}" if len(numbers) > 1 else str(numbers[0])
+    return Dataset(f"cuda-convnet batches in {folder} (train {span(train_range)}, test {span(test_range)}; "
+                   f"{side}×{side}, {len(names)} classes{note})", side, names, empty, empty, mean,
+                   train_files=train, test_files=test, pca=pca)
 
 
 def load_cifar_dir(folder: Path | str, side: int = 32) -> Dataset:
@@ -188,13 +313,17 @@ def synthetic_dataset(side: int, num_classes: int, *, train_size: int = 1024, te
     rng = np.random.default_rng(seed)
     coarse = rng.normal(0.0, 1.0, size=(num_classes, 3, 4, 4)).astype(np.float32)
     repeat = -(-side // 4)
-    templates = np.kron(coarse, np.ones((1, 1, repeat, repeat), dtype=np.float32))[:, :, :side, :side]
-    templates = templates.reshape(num_classes, -1)
+
+    def templates(labels: np.ndarray) -> np.ndarray:
+        # each coarse 4×4 cell blown up to repeat×repeat pixels; only for the classes drawn (10,184 at 224²
+        # would be 6 GB)
+        blown = coarse[labels].repeat(repeat, axis=2).repeat(repeat, axis=3)[:, :, :side, :side]
+        return blown.reshape(len(labels), -1)
 
     def draw(count: int) -> Images:
         labels = rng.integers(0, num_classes, size=count)
-        noise = rng.normal(0.0, 1.0, size=(count, templates.shape[1])).astype(np.float32)
-        data = 128.0 + 40.0 * templates[labels] + 20.0 * noise
+        noise = rng.normal(0.0, 1.0, size=(count, 3 * side * side)).astype(np.float32)
+        data = 128.0 + 40.0 * templates(labels) + 20.0 * noise
         return Images(np.ascontiguousarray(np.clip(data, 0, 255).T, dtype=np.float32), labels.astype(np.int64))
 
     train, test = draw(train_size), draw(test_size)
@@ -233,10 +362,12 @@ def centre_mean(dataset: Dataset, cropping: Cropping) -> np.ndarray:
 
 
 def train_batch(dataset: Dataset, indices: np.ndarray, cropping: Cropping, rng: np.random.Generator,
-                color_noise: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+                color_noise: float = 0.0, source: Images | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(data (3·inner², n) float32, labels (1, n) float32) for training: random crops and flips,
-    mean subtracted, colour noise along the RGB principal components, then divided by (1 + c)."""
-    images = dataset.train.data[:, indices]
+    mean subtracted, colour noise along the RGB principal components, then divided by (1 + c).
+    `indices` index `source` (a loaded batch file; default the dataset's training images)."""
+    source = dataset.train if source is None else source
+    images = source.data[:, indices]
     out = np.empty((3 * cropping.inner ** 2, len(indices)), dtype=np.float32)
     step = 1 if cropping.per_image else CHUNK
     for start in range(0, len(indices), step):
@@ -250,13 +381,15 @@ def train_batch(dataset: Dataset, indices: np.ndarray, cropping: Cropping, rng: 
         noise = (vectors @ (sigma[:, None] * rng.normal(size=(3, len(indices))))).astype(np.float32)
         out = out.reshape(3, -1, len(indices)) + color_noise * noise[:, None, :]
         out = (out / (1.0 + color_noise)).reshape(-1, len(indices)).astype(np.float32)
-    return out, dataset.train.labels[indices].astype(np.float32).reshape(1, -1)
+    return out, source.labels[indices].astype(np.float32).reshape(1, -1)
 
 
-def evaluation_views(dataset: Dataset, indices: np.ndarray, cropping: Cropping, multiview: bool) -> list[np.ndarray]:
+def evaluation_views(dataset: Dataset, indices: np.ndarray, cropping: Cropping, multiview: bool,
+                     source: Images | None = None) -> list[np.ndarray]:
     """The test input: the centre crop, or the multiview crops (ImageNet: four corners and the
-    centre, then mirrored = 10; cifar-cropped: a 3×3 grid, no flips = 9). Mean subtracted."""
-    images = dataset.test.data[:, indices]
+    centre, then mirrored = 10; cifar-cropped: a 3×3 grid, no flips = 9). Mean subtracted.
+    `indices` index `source` (default the dataset's test images)."""
+    images = (dataset.test if source is None else source).data[:, indices]
     b, mean = cropping.border, centre_mean(dataset, cropping)
     if not multiview or b == 0:
         return [_crop(images, cropping.side, cropping.inner, b, b, False) - mean]

@@ -13,6 +13,7 @@ SEMANTICS.md §3).
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -24,13 +25,21 @@ from .backends import get_backend
 # Rules, not array operations: the same for every backend (replay/backend.py).
 from .backends.numpy_ref import costs as cost_ops
 from .backends.numpy_ref import dense as dense_ops
+from .backends.numpy_ref.norm import SIZE_BUG_MIN_SIZE
 from .plan import PlanLayer, ReplayPlan
 
 # The 2012 bugs a replay reproduces unless asked to fix them (SEMANTICS.md §9).
 FIXABLE = {
     "norm-size-gradient": "rnorm/cnorm with size >= 6 overwrite other consumers' gradients (conv_util.cu: "
                           "convResponseNormUndo)",
+    "supereps-variance": "superEps divides by sqrt(G2 - G + superEps), G where G^2 was meant "
+                         "(src/weights.cu: superMomUpdate)",
+    "crossent2-sign": "cost.crossent2's gradient has the wrong sign for the 0 targets "
+                      "(src/layer_kernels.cu: crossEntGrad2)",
 }
+
+# layer.py: WeightLayerParser.call_init_func reads `module.function(arg1,arg2,...)`.
+_INIT_FUNCTION = re.compile(r"^([^.]+)\.([^()]+?)\s*(?:\(([^,]+(?:,[^,]+)*)\))?$")
 
 
 class ReplayError(Exception):
@@ -73,7 +82,8 @@ def _per_input(value, index: int):
 
 class Network:
     def __init__(self, plan: ReplayPlan, experiment: Experiment, *, rng: np.random.Generator,
-                 fixes: frozenset[str] = frozenset(), dtype=np.float32, backend=None):
+                 fixes: frozenset[str] = frozenset(), dtype=np.float32, backend=None,
+                 init_source: dict[str, np.ndarray] | None = None, init_source_name: str = ""):
         unknown = set(fixes) - set(FIXABLE)
         if unknown:
             raise ReplayError(f"--fix {', '.join(sorted(unknown))}: not a known 2012 bug "
@@ -90,6 +100,11 @@ class Network:
         self.weights: dict[str, np.ndarray] = {}
         self.momentum: dict[str, np.ndarray] = {}
         self.conns: dict[str, np.ndarray] = {}
+        # superEps layers keep running means of the gradient and its square (src/weights.cu).
+        self.grad_avg: dict[str, np.ndarray] = {}
+        self.grad2_avg: dict[str, np.ndarray] = {}
+        # initWFunc/initBFunc layers copy weights from a checkpoint (initw.py); ours stands in for 2012's.
+        self.init_source, self.init_source_name = init_source, init_source_name
         for layer in plan.layers:
             self._check_supported(layer)
         self._initialise(rng)
@@ -143,20 +158,67 @@ class Network:
         for key in {"cmrnorm": ("scale", "pow"), "rnorm": ("scale", "pow"), "cnorm": ("scale", "pow"),
                     "cost.logreg": ("coeff",), "hs": ("enable",)}.get(layer.type, ()):
             self._required(layer, key)
-        for key in ("initWFunc", "initBFunc", "initCFunc", "weightSource"):
+        for key in ("initCFunc", "weightSource"):
             if layer.settings.get(key):
                 raise ReplayError(f"{self._where(layer)}: {key}={layer.settings[key]} needs a function or "
-                                  "weights the release does not include (SEMANTICS.md §4.1); supply weights "
-                                  "from a checkpoint instead")
+                                  "weights the release does not include (SEMANTICS.md §4.1); the replay stops here")
+        for key in ("initWFunc", "initBFunc"):
+            if layer.settings.get(key):
+                self._init_function(layer, key)
+
+    def _init_function(self, layer: PlanLayer, key: str) -> str:
+        """The source layer an initWFunc/initBFunc copies from, or a ReplayError saying what the 2012
+        function was and how to supply its weights. The release's functions are initw.py's
+        makew(name, idx, shapes, params) -> src[params[0]]['weights'][idx] and makeb -> its biases,
+        where src is the layers of one 2012 checkpoint hard-coded in initw.py: get_src."""
+        text = str(layer.settings[key])
+        match = _INIT_FUNCTION.match(text.strip())
+        expected = {"initWFunc": "makew", "initBFunc": "makeb"}[key]
+        if not match or match.group(1) != "initw" or match.group(2).strip() != expected or not match.group(3):
+            raise ReplayError(f"{self._where(layer)}: {key}={text} calls a Python function of 2012 that the "
+                              f"replay does not know (it knows initw.{expected}(LAYER), which copies LAYER from a "
+                              "checkpoint, initw.py); the replay stops here")
+        source = match.group(3).split(",")[0].strip()
+        if self.init_source is None:
+            parents = ", ".join(f"#{p}" for p in getattr(self.experiment, "parents", ()) or ())
+            hint = f" (the log names {parents} as its parent)" if parents else ""
+            raise ReplayError(f"{self._where(layer)}: {key}={text} starts from layer {source!r} of a trained "
+                              "2012 net (the released initw.py loads /nobackup/kriz/tmp/ConvNet__2012-09-19_23.29.04)"
+                              f", which the release does not include; start from a run of ours instead{hint}: "
+                              "alexnet-archive replay ... --init-from RUN")
+        return source
+
+    def _initial_value(self, layer: PlanLayer, param, rows: int, cols: int) -> np.ndarray | None:
+        """The weights an initWFunc/initBFunc supplies for `param`, shape-checked, or None."""
+        key = "initWFunc" if param.kind == "weights" else "initBFunc"
+        if not layer.settings.get(key):
+            return None
+        source = self._init_function(layer, key)
+        wanted = f"{source}.weights[{param.input_index or 0}]" if param.kind == "weights" else f"{source}.biases"
+        value = self.init_source.get(wanted)
+        if value is None:
+            raise ReplayError(f"{self._where(layer)}: {key} wants {wanted}, which {self.init_source_name} "
+                              "does not hold")
+        if value.shape != (rows, cols):
+            raise ReplayError(f"{self._where(layer)}: {key} gives {wanted} of shape {value.shape} from "
+                              f"{self.init_source_name}; {param.key} needs {(rows, cols)} (layer.py: make_weights)")
+        return np.array(value, dtype=self.dtype)
 
     def _initialise(self, rng: np.random.Generator) -> None:
-        """W = initW·randn, b = initB, momentum 0 (layer.py: WeightLayerParser.make_weights/make_biases)."""
+        """W = initW·randn, b = initB, momentum 0 (layer.py: WeightLayerParser.make_weights/make_biases),
+        or what an initWFunc/initBFunc supplies (no random draw for those, as in make_weights)."""
         for param in self.plan.params:
             layer = self.layers[param.layer]
             rows, cols = param.shape
             if rows is None or cols is None:
                 raise ReplayError(f"{self._where(layer)}: the shape of {param.key} is unknown")
-            if param.kind == "weights":
+            supplied = self._initial_value(layer, param, rows, cols)
+            if param.super_eps > 0:
+                self.grad_avg[param.key] = np.zeros((rows, cols), dtype=self.dtype)
+                self.grad2_avg[param.key] = np.zeros((rows, cols), dtype=self.dtype)
+            if supplied is not None:
+                value = supplied
+            elif param.kind == "weights":
                 init = float(_per_input(layer.settings.get("initW", 0.01), param.input_index or 0))
                 value = (init * rng.standard_normal((rows, cols))).astype(self.dtype)
             else:
@@ -221,8 +283,8 @@ class Network:
         t, s, d = layer.type, layer.settings, layer.derived
         if t in ("conv", "local"):
             run = self.ops.conv_forward if t == "conv" else self.ops.local_forward
-            y = sum(run(x, self.weights[self.param_key(layer.name, "weights", i)], **self._conv_geometry(layer, i))
-                    for i, x in enumerate(inputs))
+            y = sum(run(x, self.weights[self.param_key(layer.name, "weights", i)], **self._conv_geometry(layer, i),
+                        saved=self._im2col_store(layer, i, train)) for i, x in enumerate(inputs))
             shared = t == "conv" and bool(s.get("sharedBiases", True))
             return self.ops.add_conv_bias(y, self.weights[self.param_key(layer.name, "biases", None)],
                                           shared=shared, filters=d["filters"])
@@ -267,6 +329,17 @@ class Network:
         if t == "eltmax":
             return self.ops.eltmax_forward(inputs)
         raise ReplayError(f"{self._where(layer)}: no forward rule for {t!r}")
+
+    # The forward of a training pass keeps each conv/local input's im2col columns for the weight gradient of
+    # the same pass (numpy_ref/conv.py: `saved`); the weight gradient takes them out, so they are freed once
+    # used, and the next forward starts with an empty _cache. Costs memory (all of them are alive when the
+    # backward starts); set keep_im2col = False to compute them twice instead.
+    keep_im2col = True
+
+    def _im2col_store(self, layer: PlanLayer, index: int, train: bool) -> dict | None:
+        if not (train and layer.grad_consumer and self.keep_im2col):
+            return None
+        return self._cache.setdefault(("im2col", layer.name, index), {})
 
     def _pool_geometry(self, layer: PlanLayer) -> dict:
         s, d = layer.settings, layer.derived
@@ -388,9 +461,11 @@ class Network:
             self.grads[key] = self.ops.fc_backward_weights(x, dy)
         elif layer.type == "conv":
             self.grads[key] = self.ops.conv_backward_weights(x, dy, partial_sum=int(layer.settings.get("partialSum", 0)),
+                                                             saved=self._cache.get(("im2col", layer.name, index)),
                                                              **self._conv_geometry(layer, index))
         else:
-            self.grads[key] = self.ops.local_backward_weights(x, dy, **self._conv_geometry(layer, index))
+            self.grads[key] = self.ops.local_backward_weights(x, dy, saved=self._cache.get(("im2col", layer.name, index)),
+                                                              **self._conv_geometry(layer, index))
 
     def _bias_grad(self, layer: PlanLayer, dy: np.ndarray) -> None:
         key = self.param_key(layer.name, "biases", None)
@@ -403,7 +478,7 @@ class Network:
     # --- update -----------------------------------------------------------------------------
 
     def update(self, *, epoch: float, progress: float, rng=None) -> None:
-        from .update import update_param
+        from .update import super_update_param, update_param
 
         for param in self.plan.params:
             grad = self.grads.get(param.key)
@@ -411,12 +486,38 @@ class Network:
                 continue
             layer = self.layers[param.layer]
             modules = layer.derived.get("modules") if layer.type == "local" else None
+            if param.super_eps > 0:
+                (self.weights[param.key], self.momentum[param.key], self.grad_avg[param.key],
+                 self.grad2_avg[param.key]) = super_update_param(
+                    param, self.weights[param.key], self.momentum[param.key], grad, self.grad_avg[param.key],
+                    self.grad2_avg[param.key], epoch=epoch, progress=progress, layer_type=layer.type,
+                    modules=modules, rng=rng, fix="supereps-variance" in self.fixes)
+                continue
             self.weights[param.key], self.momentum[param.key] = update_param(
                 param, self.weights[param.key], self.momentum[param.key], grad, epoch=epoch, progress=progress,
                 layer_type=layer.type, modules=modules, rng=rng)
 
+    def bugs(self) -> list[tuple[str, str]]:
+        return replayed_bugs(self.plan, self.fixes)
+
     def output(self, name: str) -> np.ndarray:
         return self._acts[name]
+
+
+def replayed_bugs(plan: ReplayPlan, fixes=frozenset()) -> list[tuple[str, str]]:
+    """The 2012 bugs a replay of `plan` reproduces unless --fix'ed: [(fix name, "layer 'x' (file:line): what")]."""
+    found = []
+    for layer in plan.layers:
+        where = f"layer {layer.name!r} ({layer.source})"
+        # conv_util.cu: convResponseNormUndo overwrites, for size >= 6 on channels % 4 == 0.
+        if (layer.type in ("rnorm", "cnorm") and int(layer.settings.get("size", 0) or 0) >= SIZE_BUG_MIN_SIZE
+                and int(layer.settings.get("channels", 0) or 0) % 4 == 0):
+            found.append(("norm-size-gradient", where))
+        if layer.type == "cost.crossent2":
+            found.append(("crossent2-sign", where))
+        if any(p.super_eps > 0 for p in plan.params if p.layer == layer.name):
+            found.append(("supereps-variance", where))
+    return [(name, f"{where}: {FIXABLE[name]}") for name, where in found if name not in fixes]
 
 
 def check_experiment(experiment: Experiment) -> None:

@@ -129,6 +129,7 @@ class ParamTensor:
     timetable: Timetable
     use_grad: bool
     sources: dict = field(repr=False)
+    super_eps: float = 0.0  # > 0: the RMS-normalised update of src/weights.cu (unused in the release)
 
     @property
     def key(self) -> str:
@@ -140,7 +141,8 @@ class ParamTensor:
                 "eps": self.eps, "mom": self.mom, "wc": self.wc, "wball": self.wball, "fan_in": self.fan_in,
                 "wc_norm_min": self.wc_norm_min, "wc_norm_max": self.wc_norm_max,
                 "schedule": self.schedule.canonical() if self.schedule else "default",
-                "timetable": self.timetable.to_json(), "use_grad": self.use_grad, "sources": dict(self.sources)}
+                "timetable": self.timetable.to_json(), "use_grad": self.use_grad, "super_eps": self.super_eps,
+                "sources": dict(self.sources)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -536,6 +538,9 @@ def build_plan(experiment, *, as_written: bool = False, num_gpus: int | None = N
         sched_b, sched_b_src = _schedule(lp, "schedB", d.type)
         rates = start_rates.setdefault(d.name, [])
         sources_w = d.derived.get("weightSourceLayers") or []
+        # One superEps per layer, for its weights and its biases alike (layer.cu: WeightLayer).
+        super_eps, super_src = _value(lp, "superEps")
+        super_eps = float(super_eps or 0.0)
         for i, name, shape, fan_in in weights:
             eps, eps_src = _value(lp, "epsW", i)
             mom, mom_src = _value(lp, "momW", i)
@@ -557,12 +562,14 @@ def build_plan(experiment, *, as_written: bool = False, num_gpus: int | None = N
             if d.type == "conv":
                 sources["wcNormMin"] = lo_src or "default 0 (layer.py ConvLayerParser.add_params)"
                 sources["wcNormMax"] = hi_src or "default 0 (layer.py ConvLayerParser.add_params)"
+            if super_eps > 0:
+                sources["superEps"] = super_src
             if shared:
                 sources["weightSource"] = f"shares {sources_w[i]}[{d.derived['weightSourceMatrixIndices'][i]}]"
             tensors.append(ParamTensor(
                 d.name, "weights", i, name, shape, 0 if shared else _count(shape), d.gpu, eps, mom,
                 float(wc or 0.0), float(wball or 0.0), fan_in, float(lo or 0.0), float(hi or 0.0),
-                sched_w, table, d.type == "conv", sources))
+                sched_w, table, d.type == "conv" or super_eps > 0, sources, super_eps))
         eps_b, eps_b_src = _value(lp, "epsB")
         mom_b, mom_b_src = _value(lp, "momB")
         if eps_b is None:
@@ -574,7 +581,8 @@ def build_plan(experiment, *, as_written: bool = False, num_gpus: int | None = N
             d.name, "biases", None, None, bias, _count(bias), d.gpu, eps_b, mom_b, 0.0, 0.0, None, 0.0, 0.0,
             sched_b, table_b, True,
             {"epsB": eps_b_src or "missing", "momB": mom_b_src or "missing", "schedB": sched_b_src,
-             "wc": "biases are never decayed (layer.cu: WeightLayer biases get wc=0)"}))
+             "wc": "biases are never decayed (layer.cu: WeightLayer biases get wc=0)"}
+            | ({"superEps": super_src} if super_eps > 0 else {}), super_eps))
         if d.type == "treefc":
             notes.append(f"treefc '{d.name}': ε and wc are divided per tree node by its leaf count "
                          "(SEMANTICS §3.17); its node count comes from batches.meta, so its weight shape is unknown")

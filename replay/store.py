@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+from annotations.database import open_database
+
 COMPONENT = "replay"
 SCHEMA_VERSION = 1
 
@@ -80,9 +82,7 @@ class RunStore:
     def __init__(self, path: Path | str):
         self.path = Path(path)
         try:
-            self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-            self._db.execute("PRAGMA foreign_keys = ON")
-            self._db.execute("PRAGMA journal_mode = WAL")
+            self._db = open_database(self.path)  # WAL, foreign keys, waits for other writers
         except sqlite3.DatabaseError as error:
             raise StoreError(f"{self.path}: not a usable SQLite database ({error})") from None
         self._lock = threading.Lock()

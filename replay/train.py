@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from .checkpoint import load_checkpoint, network_arrays, network_parts, save_checkpoint
-from .data import Cropping, DataError, Dataset, evaluation_views, train_batch
+from .data import Cropping, DataError, Dataset, Images, evaluation_views, train_batch
 from .network import Network
 from .schedule import training_progress
 from .store import Point, RunStore
@@ -37,6 +37,7 @@ class TrainOptions:
     crop_border: int | None = None  # None: what the data and the net's input size imply
     color_noise: float = 0.0
     multiview_test: bool = False
+    test_one: bool = True           # gpumodel.py's --test-one: each test pass reads the next test batch file
     seed: int = 0
     fixes: tuple[str, ...] = ()
     checkpoint_minutes: float = 10.0
@@ -53,6 +54,7 @@ class Progress:
     batches_done: int = 0
     minibatches_done: int = 0
     tests_done: int = 0
+    test_position: int = 0       # the next test batch file (--test-one cycles through --test-range)
     train_rng: dict = field(default_factory=dict)
     update_rng: dict = field(default_factory=dict)
 
@@ -83,9 +85,9 @@ class Trainer:
         self.out = out if out is not None else sys.stdout
         self.cropping = cropping_for(dataset, network.plan.input_size, options.crop_border,
                                      per_image=dataset.size <= 32)
-        self.files = max(1, -(-len(dataset.train) // options.batch_size))
-        sizes = [min(options.batch_size, len(dataset.train) - i * options.batch_size) for i in range(self.files)]
-        self.minibatches_per_epoch = sum(-(-size // options.mini) for size in sizes)
+        self.parts = dataset.train_parts(options.batch_size)
+        self.files = len(self.parts)
+        self.minibatches_per_epoch = max(1, sum(-(-part.cases // options.mini) for part in self.parts))
         self.state = Progress()
         self.train_rng = np.random.default_rng([options.seed, 1])
         self.update_rng = np.random.default_rng([options.seed, 2])
@@ -94,8 +96,7 @@ class Trainer:
         if progress_bar and sys.stderr.isatty():  # a bar with rate and ETA, on a terminal only
             from archive.locate import ProgressBar
 
-            per_file = -(-min(options.batch_size, len(dataset.train)) // options.mini)
-            total = options.epochs * self.files * per_file
+            total = options.epochs * self.minibatches_per_epoch
             self.bar = ProgressBar(total, "replay", sys.stderr, unit="minibatches")
 
     # --- checkpoints --------------------------------------------------------------------------
@@ -104,7 +105,8 @@ class Trainer:
         if self.checkpoint is None:
             return
         arrays = network_arrays({"weights": self.net.weights, "momentum": self.net.momentum,
-                                 "conns": self.net.conns})
+                                 "conns": self.net.conns, "grad_avg": self.net.grad_avg,
+                                 "grad2_avg": self.net.grad2_avg})
         self.state.train_rng = self.train_rng.bit_generator.state
         self.state.update_rng = self.update_rng.bit_generator.state
         save_checkpoint(self.checkpoint, arrays, {"progress": asdict(self.state), "run": self.run_id,
@@ -115,7 +117,8 @@ class Trainer:
         arrays, state = load_checkpoint(self.checkpoint)
         parts = network_parts(arrays)
         for part, target in (("weights", self.net.weights), ("momentum", self.net.momentum),
-                             ("conns", self.net.conns)):
+                             ("conns", self.net.conns), ("grad_avg", self.net.grad_avg),
+                             ("grad2_avg", self.net.grad2_avg)):
             for key in list(target):
                 if key not in parts[part]:
                     raise DataError(f"{self.checkpoint}: has no {part} {key!r}; it belongs to another net")
@@ -132,11 +135,13 @@ class Trainer:
         """Train to the end (or max_minibatches); returns the run's status."""
         o, s = self.options, self.state
         while s.epoch <= o.epochs:
-            order = np.arange(len(self.data.train))  # 2012: files and cases in order, no shuffling (§7.1)
             while s.batch_position < self.files:
-                file_cases = order[s.batch_position * o.batch_size:(s.batch_position + 1) * o.batch_size]
+                # 2012: files and the cases in each in order, no shuffling (§7.1)
+                images = self.parts[s.batch_position].load()
                 progress = training_progress(s.epoch, s.batch_position, self.files, o.epochs)
-                if not self._train_file(file_cases, progress):
+                # the line says epoch.N with N the batch file's number, as convnet.py printed it
+                number = getattr(self.parts[s.batch_position], "number", s.batch_position + 1)
+                if not self._train_file(images, progress, number):
                     self.save()
                     return "stopped"
                 s.batch_position += 1
@@ -153,16 +158,16 @@ class Trainer:
         self.save()
         return "finished"
 
-    def _train_file(self, cases: np.ndarray, progress: float) -> bool:
+    def _train_file(self, images: Images, progress: float, number: int) -> bool:
         o, s = self.options, self.state
         started = time.perf_counter()
         sums: dict[str, np.ndarray] = {}
         count = 0
-        while s.minibatch_position * o.mini < len(cases):
+        while s.minibatch_position * o.mini < len(images):
             if o.max_minibatches is not None and s.minibatches_done >= o.max_minibatches:
                 return False
-            index = cases[s.minibatch_position * o.mini:(s.minibatch_position + 1) * o.mini]
-            data, labels = train_batch(self.data, index, self.cropping, self.train_rng, o.color_noise)
+            index = np.arange(s.minibatch_position * o.mini, min((s.minibatch_position + 1) * o.mini, len(images)))
+            data, labels = train_batch(self.data, index, self.cropping, self.train_rng, o.color_noise, images)
             costs = self.net.forward(data, labels, train=True, rng=self.train_rng)
             self.net.backward(labels)
             self.net.update(epoch=s.epoch, progress=progress, rng=self.update_rng)
@@ -180,25 +185,32 @@ class Trainer:
                     values[1] / costs.cases, values[2] / costs.cases, time.perf_counter() - started,
                     s.minibatches_done / self.minibatches_per_epoch)])
         for name, values in sums.items():
-            print(log_line(s.epoch, s.batch_position + 1, name, tuple(values), count,
+            print(log_line(s.epoch, number, name, tuple(values), count,
                            time.perf_counter() - started), file=self.out, flush=True)
         s.minibatch_position = 0
         return True
 
     def test(self) -> dict[str, tuple[float, ...]]:
-        """One pass over the test set: dropout scaled, the centre crop or the multiview average."""
+        """One test pass (the next test batch file, or all of them with test_one=False): dropout
+        scaled, the centre crop or the multiview average."""
         o, s = self.options, self.state
         started = time.perf_counter()
         sums: dict[str, np.ndarray] = {}
         count = 0
-        for start in range(0, len(self.data.test), o.mini):
-            index = np.arange(start, min(start + o.mini, len(self.data.test)))
-            labels = self.data.test.labels[index].astype(np.float32).reshape(1, -1)
-            views = evaluation_views(self.data, index, self.cropping, o.multiview_test)
-            costs = self._evaluate(views, labels)
-            count += len(index)
-            for name, values in costs.items():
-                sums[name] = sums.get(name, 0) + np.asarray(values, dtype=np.float64)
+        parts = self.data.test_parts()
+        if o.test_one:  # gpumodel.py: get_test_error reads one file per pass, cycling, unless --test-one 0
+            parts = [parts[s.test_position % len(parts)]]
+            s.test_position += 1
+        for part in parts:
+            images = part.load()
+            for start in range(0, len(images), o.mini):
+                index = np.arange(start, min(start + o.mini, len(images)))
+                labels = images.labels[index].astype(np.float32).reshape(1, -1)
+                views = evaluation_views(self.data, index, self.cropping, o.multiview_test, images)
+                costs = self._evaluate(views, labels)
+                count += len(index)
+                for name, values in costs.items():
+                    sums[name] = sums.get(name, 0) + np.asarray(values, dtype=np.float64)
         result = {name: tuple(v / count for v in values) for name, values in sums.items()}
         for name, values in result.items():
             shown = ", ".join(f"{v:.6f}" for v in values)

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["sgd_update", "bias_update", "wball_constrain", "local_wball_constrain", "wc_norm_constrain",
-           "constrain_weights", "update_param"]
+__all__ = ["sgd_update", "bias_update", "super_update", "wball_constrain", "local_wball_constrain",
+           "wc_norm_constrain", "constrain_weights", "update_param", "super_update_param"]
 
 
 def sgd_update(w, v, grad, *, eps: float, mom: float, wc: float = 0.0, eps_decay: float | None = None,
@@ -42,6 +42,31 @@ def sgd_update(w, v, grad, *, eps: float, mom: float, wc: float = 0.0, eps_decay
 def bias_update(b, v, grad, *, eps: float, mom: float, base_eps: float | None = None):
     """Bias update: as `sgd_update` without decay (layer.cu: biases are Weights with wc = 0)."""
     return sgd_update(b, v, grad, eps=eps, mom=mom, wc=0.0, base_eps=base_eps)
+
+
+def super_update(w, v, grad, grad_avg, grad2_avg, *, eps: float, mom: float, super_eps: float,
+                 wc: float = 0.0, eps_decay: float | None = None, fix: bool = False):
+    """The superEps update (src/weights.cu: Weights::update with _superEps > 0, superMomUpdate;
+    unused by every file of the release). Returns (w', v', grad_avg', grad2_avg').
+
+        G  ← mom·G  + (1 − mom)·g          running mean of the gradient g (the original's sign, −grad)
+        G2 ← mom·G2 + (1 − mom)·g²         running mean of its square (Grad2AvgOperator)
+        V  ← 0.9·V + eps·g / √(G2 − G + superEps)     0.9 hard-coded, whatever momW says
+        V  ← V − wc·eps_decay·W if wc > 0;  W ← W + V
+
+    The denominator subtracts G where G² was meant (SEMANTICS.md §4.4, trap 23); `fix` uses G².
+    A negative radicand gives NaN, as sqrtf did. grad_avg is kept in the original's sign.
+    """
+    dtype = w.dtype
+    g = -grad
+    grad_avg = (mom * grad_avg + (1.0 - mom) * g).astype(dtype, copy=False)
+    grad2_avg = (mom * grad2_avg + (1.0 - mom) * g * g).astype(dtype, copy=False)
+    spread = grad2_avg - (grad_avg * grad_avg if fix else grad_avg)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        v_new = (0.9 * v + eps * g / np.sqrt(spread + super_eps)).astype(dtype, copy=False)
+    if wc > 0:
+        v_new = (v_new - (wc * (eps if eps_decay is None else eps_decay)) * w).astype(dtype, copy=False)
+    return (w + v_new).astype(dtype, copy=False), v_new, grad_avg, grad2_avg
 
 
 def wball_constrain(w, wball: float, fan_in: int):
@@ -117,3 +142,24 @@ def update_param(param, w, v, grad, *, epoch: float, progress: float, layer_type
     w_new = constrain_weights(w_new, layer_type=layer_type, wball=param.wball, fan_in=param.fan_in,
                               wc_norm_min=param.wc_norm_min, wc_norm_max=param.wc_norm_max, modules=modules)
     return w_new, v_new
+
+
+def super_update_param(param, w, v, grad, grad_avg, grad2_avg, *, epoch: float, progress: float, layer_type: str,
+                       modules: int | None = None, rng=None, fix: bool = False):
+    """`update_param` for a tensor whose layer sets superEps > 0: the same base rate, schedule
+    draws and constraints around `super_update`. Returns (w', v', grad_avg', grad2_avg')."""
+    from .schedule import scheduled_rate
+
+    base = param.timetable.value_at(epoch)
+    if not base > 0:
+        return w.copy(), v.copy(), grad_avg, grad2_avg
+    mom = param.mom if param.mom is not None else 0.0
+    eps = scheduled_rate(param.schedule, base, progress, rng)
+    wc = param.wc if param.kind == "weights" else 0.0
+    eps_decay = scheduled_rate(param.schedule, base, progress, rng) if wc > 0 else eps
+    w_new, v_new, grad_avg, grad2_avg = super_update(w, v, grad, grad_avg, grad2_avg, eps=eps, mom=mom,
+                                                     super_eps=param.super_eps, wc=wc, eps_decay=eps_decay, fix=fix)
+    if param.kind == "weights":
+        w_new = constrain_weights(w_new, layer_type=layer_type, wball=param.wball, fan_in=param.fan_in,
+                                  wc_norm_min=param.wc_norm_min, wc_norm_max=param.wc_norm_max, modules=modules)
+    return w_new, v_new, grad_avg, grad2_avg

@@ -2,7 +2,6 @@
 differences in float64, the kink rule, the cnorm marking, and that a wrong gradient is caught."""
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 from replay.backends import get_backend

@@ -6,8 +6,8 @@ import pickle
 import numpy as np
 import pytest
 
-from replay.data import (Cropping, DataError, centre_mean, load_cifar_dir, load_image_folder,
-                         synthetic_dataset, evaluation_views, train_batch)
+from replay.data import (Cropping, DataError, centre_mean, evaluation_views, load_batch_folder, load_cifar_dir,
+                         load_image_folder, parse_range, synthetic_dataset, train_batch)
 
 SIDE = 8  # small "CIFAR" images keep the files tiny; the loaders take the side as a parameter
 
@@ -136,3 +136,76 @@ def test_colour_noise_is_divided_by_one_plus_c():
     offset = (noisy * 1.1 - plain).reshape(3, 64, 32)
     np.testing.assert_allclose(offset, offset[:, :1, :].repeat(64, axis=1), atol=1e-3)
     assert np.abs(offset).max() > 0.1
+
+
+# --- cuda-convnet batch files by number (--train-range / --test-range) ----------------------------
+
+def make_batch_folder(folder, *, numbers=(1, 2, 3), n=12, classes=3, seed=1, with_pca=False, per_file=None):
+    """cuda-convnet's own layout: a column per image, uint8, data_mean and num_vis in the meta."""
+    rng = np.random.default_rng(seed)
+    folder.mkdir()
+    features = 3 * SIDE * SIDE
+    written = {}
+    for number in numbers:
+        images = rng.integers(0, 256, size=(features, n), dtype=np.uint8)
+        labels = rng.integers(0, classes, size=n).tolist()
+        written[number] = (images, labels)
+        _write(folder / f"data_batch_{number}", {"data": images, "labels": labels}, python2_keys=False)
+    meta = {"data_mean": np.full((features, 1), 5.0, dtype=np.float32), "num_vis": features,
+            "label_names": [f"k{i}" for i in range(classes)]}
+    if with_pca:
+        meta["color_pca"] = (np.array([3.0, 2.0, 1.0], dtype=np.float32), np.eye(3, dtype=np.float32))
+    if per_file:
+        meta["num_cases_per_batch"] = per_file
+    _write(folder / "batches.meta", meta, python2_keys=False)
+    return written
+
+
+def test_ranges_parse_as_convnet_py_did():
+    assert parse_range("1-5", "--train-range") == [1, 2, 3, 4, 5]
+    assert parse_range("6", "--test-range") == [6]
+    for bad in ("5-1", "a", "1-2-3", ""):
+        with pytest.raises(DataError, match="--train-range"):
+            parse_range(bad, "--train-range")
+
+
+def test_batch_folder_reads_the_named_files_when_visited(tmp_path):
+    written = make_batch_folder(tmp_path / "b")
+    data = load_batch_folder(tmp_path / "b", [1, 2], [3])
+    assert data.size == SIDE and data.label_names == ("k0", "k1", "k2") and np.all(data.mean == 5.0)
+    parts = data.train_parts(batch_size=10_000)  # the files themselves, whatever the batch size
+    assert [p.number for p in parts] == [1, 2] and [p.cases for p in parts] == [12, 12]
+    first = parts[0].load()
+    assert first.data.dtype == np.uint8  # kept as stored: a quarter of float32's memory
+    np.testing.assert_array_equal(first.data, written[1][0])
+    assert first.labels.tolist() == written[1][1]
+    [test] = data.test_parts()
+    np.testing.assert_array_equal(test.load().data, written[3][0])
+    assert "train 1-2, test 3" in data.description
+    # crops of uint8 images come out float32 with the mean subtracted
+    crop = Cropping(SIDE, 1, per_image=True)
+    x, labels = train_batch(data, np.arange(4), crop, np.random.default_rng(0), source=first)
+    assert x.dtype == np.float32 and labels.tolist() == [written[1][1][:4]]
+    [view] = evaluation_views(data, np.arange(3), crop, multiview=False, source=test.load())
+    centre = written[3][0].reshape(3, SIDE, SIDE, -1)[:, 1:-1, 1:-1, :3].reshape(-1, 3)
+    np.testing.assert_allclose(view, centre.astype(np.float32) - 5.0)
+
+
+def test_batch_folder_colour_pca_comes_from_the_meta_when_it_has_one(tmp_path):
+    make_batch_folder(tmp_path / "b", with_pca=True, per_file=12)
+    sigma, vectors = load_batch_folder(tmp_path / "b", [1], [2]).color_pca()
+    assert sigma.tolist() == [3.0, 2.0, 1.0] and np.array_equal(vectors, np.eye(3))
+
+
+def test_batch_folder_errors_name_the_file(tmp_path):
+    make_batch_folder(tmp_path / "b")
+    with pytest.raises(DataError, match=r"data_batch_4: missing \(--test-range names batch 4\)"):
+        load_batch_folder(tmp_path / "b", [1, 2], [4])
+    (tmp_path / "b" / "data_batch_2").write_bytes(b"\x80\x02truncated")
+    with pytest.raises(DataError, match="data_batch_2: not a readable Python pickle"):
+        load_batch_folder(tmp_path / "b", [1, 2], [3])
+    meta = pickle.loads((tmp_path / "b" / "batches.meta").read_bytes())
+    del meta["data_mean"]
+    (tmp_path / "b" / "batches.meta").write_bytes(pickle.dumps(meta))
+    with pytest.raises(DataError, match="batches.meta: no data_mean"):
+        load_batch_folder(tmp_path / "b", [1], [3])

@@ -14,7 +14,6 @@ import re
 from collections import Counter
 
 import numpy as np
-import pytest
 
 from archive.source import ArchiveError
 from replay.network import Network, ReplayError

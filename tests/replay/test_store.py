@@ -74,3 +74,26 @@ def test_errors_name_the_file(tmp_path):
     store.close()
     with pytest.raises(StoreError, match="newer alexnet-archive"):
         RunStore(tmp_path / "ok.sqlite")
+
+
+def test_opening_waits_for_another_writer_instead_of_failing(tmp_path):
+    # Switching a file to WAL while another connection holds a write lock: SQLite answers
+    # "database is locked" at once, without its busy handler (annotations/database.py waits).
+    import sqlite3
+    import threading
+
+    path = tmp_path / "site.sqlite"
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    other.execute("CREATE TABLE someone_elses (x)")
+    other.execute("BEGIN IMMEDIATE")
+    other.execute("INSERT INTO someone_elses VALUES (1)")
+    release = threading.Timer(0.3, lambda: other.execute("COMMIT"))
+    release.start()
+    try:
+        store = RunStore(path)
+        store.create_run(experiment="120", backend="numpy", data="d", synthetic=True, options={}, fixes=[],
+                         code_version="t")
+    finally:
+        release.join()
+        other.close()
+    assert sqlite3.connect(path).execute("PRAGMA journal_mode").fetchone() == ("wal",)

@@ -12,6 +12,7 @@ from replay.update import (
     constrain_weights,
     local_wball_constrain,
     sgd_update,
+    super_update,
     update_param,
     wball_constrain,
     wc_norm_constrain,
@@ -127,3 +128,40 @@ def test_update_param_follows_the_plan(release):
     _, vb2 = update_param(bias, np.ones((192, 1)), np.zeros((192, 1)), np.ones((192, 1)), epoch=1,
                            progress=0.0, layer_type="conv")
     np.testing.assert_allclose(vb2, -0.02)  # epsB 0.02, no decay
+
+
+def test_super_update_by_hand_replays_the_g_for_g_squared_bug():
+    w = np.array([1.0, 2.0])
+    v = np.array([0.1, 0.0])
+    grad = np.array([-0.2, 0.4])  # the original's g = −grad = [0.2, −0.4]
+    g_avg, g2_avg = np.array([0.1, 0.0]), np.array([0.5, 0.3])
+    w2, v2, g1, g21 = super_update(w, v, grad, g_avg, g2_avg, eps=0.01, mom=0.5, super_eps=0.05)
+    # G = 0.5·G + 0.5·g = [0.15, −0.2];  G2 = 0.5·G2 + 0.5·g² = [0.27, 0.23]
+    np.testing.assert_allclose(g1, [0.15, -0.2], atol=1e-15)
+    np.testing.assert_allclose(g21, [0.27, 0.23], atol=1e-15)
+    # V = 0.9·V + ε·g/√(G2 − G + superEps): [0.09 + 0.002/√0.17, −0.004/√0.48]  (0.9 whatever momW is)
+    expected_v = [0.09 + 0.002 / np.sqrt(0.17), -0.004 / np.sqrt(0.48)]
+    np.testing.assert_allclose(v2, expected_v, rtol=1e-12)
+    np.testing.assert_allclose(w2, w + expected_v, rtol=1e-12)
+    # --fix supereps-variance: √(G2 − G² + superEps)
+    _, fixed_v, _, _ = super_update(w, v, grad, g_avg, g2_avg, eps=0.01, mom=0.5, super_eps=0.05, fix=True)
+    np.testing.assert_allclose(fixed_v, [0.09 + 0.002 / np.sqrt(0.27 - 0.0225 + 0.05),
+                                         -0.004 / np.sqrt(0.23 - 0.04 + 0.05)], rtol=1e-12)
+    # G = 1.25 > G2 + superEps = 0.175: the buggy radicand is negative, NaN, as sqrtf gave
+    _, nan_v, _, _ = super_update(w, v, np.array([-0.5, 0.0]), np.array([2.0, 0.0]), np.zeros(2), eps=0.01,
+                                  mom=0.5, super_eps=0.05)
+    assert np.isnan(nan_v[0]) and not np.isnan(nan_v[1])
+
+
+def test_super_eps_reaches_the_plan_and_is_named_as_a_replayed_bug(release):
+    import dataclasses
+
+    from replay.network import replayed_bugs
+
+    plan = build_plan(release.experiment("cifar-18pct-noisylr"))
+    assert all(p.super_eps == 0 for p in plan.params) and replayed_bugs(plan) == []
+    first = plan.params[0]
+    hot = dataclasses.replace(plan, params=(dataclasses.replace(first, super_eps=1e-3),) + tuple(plan.params[1:]))
+    [(name, where)] = replayed_bugs(hot)
+    assert name == "supereps-variance" and first.layer in where and "superMomUpdate" in where
+    assert replayed_bugs(hot, frozenset({"supereps-variance"})) == []

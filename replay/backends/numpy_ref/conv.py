@@ -30,6 +30,14 @@ ConvLayer::bpropWeights passes scaleWGrad = 1/numCases); input gradients are not
 
 Implementation: im2col (one strided slice per filter tap) and matrix products. Works in float32 and float64;
 the result has the dtype NumPy's promotion gives the operands. Inputs are never modified.
+
+Speed (the reference must still train a net in reasonable time on a CPU):
+- the forward's im2col columns can be handed to the weight gradient: pass the same dict as `saved=` to
+  conv_forward (which stores (x, columns) in it) and to conv_backward_weights (which pops them, so they are
+  freed as soon as they are used, and recomputes them if the entry is missing or was made from another x);
+- the data gradient is one matrix product per filter tap (W_tap (Cf, Fg) @ dy (Fg, M·N)) added straight
+  into the padded image through that tap's strided view, instead of one product into a (Cf·fs·fs, M·N)
+  column buffer followed by col2im: the same sums in the same order, without the large buffer.
 """
 from __future__ import annotations
 
@@ -138,35 +146,84 @@ def _check_filters(filters: int, geo: _Geometry) -> int:
     return filters // geo.groups
 
 
+def _phase_rows(geo: _Geometry) -> int:
+    """Y = ⌈(p + S + pad_after)/s⌉: rows (and columns) per stride phase of the padded image."""
+    return -(-(geo.padding + geo.image_size + geo.pad_after) // geo.stride)
+
+
+def _phases(x: np.ndarray, geo: _Geometry) -> np.ndarray:
+    """The image inside the zero border the modules read, split by stride phase: (C·S·S, N) ->
+    (C, s, s, Y, Y, N), [c, a, b, i, j, n] = padded pixel (i·s + a, j·s + b) of image c, case n.
+
+    Why: module (my, mx) reads padded pixel (my·s + u, mx·s + v) at tap (u, v), i.e. phase (u mod s, v mod s)
+    at (my + u div s, mx + v div s). So in this layout every tap reads a block whose rows are contiguous runs
+    of Mx·N numbers (a plain stride-s slice of the padded image gives runs of only N), which makes im2col of
+    a strided layer (conv1: stride 4) a few times faster. For s = 1 it is the padded image itself."""
+    n = x.shape[1]
+    c, s, p, st = geo.channels, geo.image_size, geo.padding, geo.stride
+    images = x.reshape(c, s, s, n)
+    side = _phase_rows(geo) * st
+    if side == s and p == 0:
+        padded = images  # every read lies in the image (so s = 1): no copy
+    else:
+        padded = np.zeros((c, side, side, n), dtype=x.dtype)
+        padded[:, p:p + s, p:p + s, :] = images
+    rows = side // st
+    return np.ascontiguousarray(padded.reshape(c, rows, st, rows, st, n).transpose(0, 2, 4, 1, 3, 5))
+
+
+def _tap_view(phases: np.ndarray, geo: _Geometry, u: int, v: int) -> np.ndarray:
+    """The (C, Mx, Mx, N) view of _phases' layout that filter tap (u, v) reads across the modules
+    (distinct modules read distinct pixels)."""
+    st, mx = geo.stride, geo.modules_x
+    i, j = u // st, v // st
+    return phases[:, u % st, v % st, i:i + mx, j:j + mx, :]
+
+
 def _patches(x: np.ndarray, geo: _Geometry) -> np.ndarray:
     """im2col: (C·S·S, N) -> (C, fs, fs, M, N); [c, u, v, m, n] = image c at the pixel tap (u, v) of module m
     reads (0 outside the image)."""
     n = x.shape[1]
-    c, s, p, fs, mx, st = (geo.channels, geo.image_size, geo.padding, geo.filter_size, geo.modules_x,
-                           geo.stride)
-    padded = np.zeros((c, p + s + geo.pad_after, p + s + geo.pad_after, n), dtype=x.dtype)
-    padded[:, p:p + s, p:p + s, :] = x.reshape(c, s, s, n)
-    span = (mx - 1) * st + 1
+    c, fs, mx = geo.channels, geo.filter_size, geo.modules_x
+    phases = _phases(x, geo)
     out = np.empty((c, fs, fs, mx, mx, n), dtype=x.dtype)
     for u in range(fs):
         for v in range(fs):
-            out[:, u, v] = padded[:, u:u + span:st, v:v + span:st, :]
+            out[:, u, v] = _tap_view(phases, geo, u, v)
     return out.reshape(c, fs, fs, geo.modules, n)
 
 
-def _unpatch(cols: np.ndarray, geo: _Geometry) -> np.ndarray:
-    """col2im, the adjoint of _patches: (C, fs, fs, M, N) -> (C·S·S, N), summing what each pixel sent to
-    every module tap and dropping what landed on the padding (the exact adjoint, SEMANTICS §3.4 bwd)."""
-    n = cols.shape[-1]
-    c, s, p, fs, mx, st = (geo.channels, geo.image_size, geo.padding, geo.filter_size, geo.modules_x,
-                           geo.stride)
-    padded = np.zeros((c, p + s + geo.pad_after, p + s + geo.pad_after, n), dtype=cols.dtype)
-    cols = cols.reshape(c, fs, fs, mx, mx, n)
-    span = (mx - 1) * st + 1
-    for u in range(fs):
-        for v in range(fs):
-            # Within one tap the modules hit distinct pixels, so += on the strided view is exact.
-            padded[:, u:u + span:st, v:v + span:st, :] += cols[:, u, v]
+def _save_patches(saved: dict | None, x: np.ndarray, patches: np.ndarray) -> None:
+    """Keep the forward's columns for the weight gradient of the same pass (see the module docstring)."""
+    if saved is not None:
+        saved["patches"] = (x, patches)
+
+
+def _saved_patches(saved: dict | None, x: np.ndarray, geo: _Geometry) -> np.ndarray:
+    """The columns conv_forward/local_forward kept for this very x, taken out of `saved` so that they are
+    freed once used; else im2col of x again."""
+    source, patches = saved.pop("patches", (None, None)) if saved is not None else (None, None)
+    expected = (geo.channels, geo.filter_size, geo.filter_size, geo.modules, x.shape[1])
+    if source is x and patches.shape == expected:
+        return patches
+    return _patches(x, geo)
+
+
+def _image_grad(tap_cols, dtype, n: int, geo: _Geometry) -> np.ndarray:
+    """col2im, the adjoint of _patches, one filter tap at a time: tap_cols(g, u, v) gives group g's
+    (Cf, M·N) columns for tap (u, v); each is added onto the pixels that tap read (its view of the padded
+    image in _phases' layout; the modules of one tap hit distinct pixels, so += is exact), taps in (u, v)
+    order. Returns (C·S·S, N) without the padding (the exact adjoint, SEMANTICS §3.4 bwd)."""
+    c, p, s, st, fs, mx = (geo.channels, geo.padding, geo.image_size, geo.stride, geo.filter_size,
+                           geo.modules_x)
+    rows = _phase_rows(geo)
+    phases = np.zeros((c, st, st, rows, rows, n), dtype=dtype)
+    for g in range(geo.groups):
+        for u in range(fs):
+            for v in range(fs):
+                cols = tap_cols(g, u, v).reshape(geo.filter_channels, mx, mx, n)
+                _scatter_group_patches(_tap_view(phases, geo, u, v), cols, geo, g)
+    padded = phases.transpose(0, 3, 1, 4, 2, 5).reshape(c, rows * st, rows * st, n)  # back to (C, y, x, N)
     return np.ascontiguousarray(padded[:, p:p + s, p:p + s, :]).reshape(c * s * s, n)
 
 
@@ -198,7 +255,7 @@ def _scatter_group_patches(target: np.ndarray, grad: np.ndarray, geo: _Geometry,
 
 def conv_forward(x: np.ndarray, w: np.ndarray, *, channels: int, filter_size: int, padding: int, stride: int,
                  groups: int = 1, filter_channels: int | None = None, modules_x: int,
-                 conns=None) -> np.ndarray:
+                 conns=None, saved: dict | None = None) -> np.ndarray:
     """One input's contribution to a conv layer's output, without bias.
 
     x (C·S·S, N), w (Cf·fs·fs, F) -> y (F·M, N):
@@ -206,6 +263,7 @@ def conv_forward(x: np.ndarray, w: np.ndarray, *, channels: int, filter_size: in
     cross-correlation (no flip), X = 0 outside [0, S)². chan(g, c) = g·Cf + c, or conns[g·Cf + c] with
     randSparse. Follows cudaconv2 convFilterActs / convFilterActsSparse (filter_acts.cu, read in cc1 and cc2;
     called by src/layer.cu: ConvLayer::fpropActs). Several inputs: the caller sums the per-input results.
+    saved: a dict to keep this pass's im2col columns in, for conv_backward_weights (module docstring).
     """
     geo = _geometry(rows=x.shape[0], channels=channels, filter_size=filter_size, padding=padding,
                     stride=stride, groups=groups, filter_channels=filter_channels, modules_x=modules_x,
@@ -215,11 +273,12 @@ def conv_forward(x: np.ndarray, w: np.ndarray, *, channels: int, filter_size: in
         raise ValueError(f"conv weights have {w.shape[0]} rows; expected Cf*fs*fs = {geo.taps}")
     n = x.shape[1]
     patches = _patches(x, geo)
+    _save_patches(saved, x, patches)
     dtype = np.result_type(x, w)
     y = np.empty((w.shape[1], geo.modules * n), dtype=dtype)
     for g in range(groups):
         cols = _group_patches(patches, geo, g).reshape(geo.taps, geo.modules * n)
-        y[g * fg:(g + 1) * fg] = w[:, g * fg:(g + 1) * fg].T @ cols
+        np.matmul(w[:, g * fg:(g + 1) * fg].T, cols, out=y[g * fg:(g + 1) * fg])
     return y.reshape(w.shape[1] * geo.modules, n)
 
 
@@ -244,17 +303,19 @@ def conv_backward_data(dy: np.ndarray, w: np.ndarray, *, channels: int, filter_s
     n = dy.shape[1]
     dtype = np.result_type(dy, w)
     grad = dy.reshape(w.shape[1], geo.modules * n)
-    cols = np.zeros((channels, filter_size, filter_size, geo.modules, n), dtype=dtype)
-    for g in range(groups):
-        group_cols = w[:, g * fg:(g + 1) * fg] @ grad[g * fg:(g + 1) * fg]
-        _scatter_group_patches(cols, group_cols.reshape(geo.filter_channels, filter_size, filter_size,
-                                                        geo.modules, n), geo, g)
-    return _unpatch(cols, geo)
+    taps = w.reshape(geo.filter_channels, filter_size, filter_size, w.shape[1])  # row (c·fs + u)·fs + v
+    buffer = np.empty((geo.filter_channels, geo.modules * n), dtype=dtype)  # reused by every tap
+
+    def tap_cols(g: int, u: int, v: int) -> np.ndarray:
+        # (Cf, Fg) @ (Fg, M·N): what group g's filters send back through tap (u, v) of every module
+        return np.matmul(taps[:, u, v, g * fg:(g + 1) * fg], grad[g * fg:(g + 1) * fg], out=buffer)
+
+    return _image_grad(tap_cols, dtype, n, geo)
 
 
 def conv_backward_weights(x: np.ndarray, dy: np.ndarray, *, channels: int, filter_size: int, padding: int,
                           stride: int, groups: int = 1, filter_channels: int | None = None, modules_x: int,
-                          conns=None, partial_sum: int = 0) -> np.ndarray:
+                          conns=None, partial_sum: int = 0, saved: dict | None = None) -> np.ndarray:
     """(1/N)·d cost / d w for one input of a conv layer (SEMANTICS §3.4 bwd, §4.2).
 
     x (C·S·S, N), dy (F·M, N) -> dw (Cf·fs·fs, F), dw[k, f] = (1/N)·Σ_m Σ_n patch[k, m, n]·dy[f, m, n].
@@ -267,6 +328,9 @@ def conv_backward_weights(x: np.ndarray, dy: np.ndarray, *, channels: int, filte
     kernel loops modules then cases sequentially, which a vectorised product cannot reproduce), then scaled
     by 1/N, then the partials are summed in module order. Mathematically every partial_sum gives the same
     result; only float32 rounding differs.
+
+    saved: the dict conv_forward filled for this x; its columns are used (and removed) instead of
+    recomputing them.
     """
     geo = _geometry(rows=x.shape[0], channels=channels, filter_size=filter_size, padding=padding,
                     stride=stride, groups=groups, filter_channels=filter_channels, modules_x=modules_x,
@@ -280,7 +344,7 @@ def conv_backward_weights(x: np.ndarray, dy: np.ndarray, *, channels: int, filte
     n = x.shape[1]
     dtype = np.result_type(x, dy)
     scale = dtype.type(1.0 / n)  # float32(1/N) == the kernel's 1.0f / numCases
-    patches = _patches(x, geo)
+    patches = _saved_patches(saved, x, geo)
     grad = dy.reshape(filters, parts, per * n)
     dw = np.empty((geo.taps, filters), dtype=dtype)
     for g in range(groups):
@@ -335,14 +399,14 @@ def _local_weights(w: np.ndarray, geo: _Geometry) -> np.ndarray:
 
 def local_forward(x: np.ndarray, w: np.ndarray, *, channels: int, filter_size: int, padding: int, stride: int,
                   groups: int = 1, filter_channels: int | None = None, modules_x: int,
-                  conns=None) -> np.ndarray:
+                  conns=None, saved: dict | None = None) -> np.ndarray:
     """One input's contribution to a local (unshared) layer's output, without bias.
 
     x (C·S·S, N), w (M·Cf·fs·fs, F) with row ((m·Cf + c)·fs + u)·fs + v -> y (F·M, N): as conv_forward, but
     module m uses its own filter block (cudaconv2 localFilterActs / localFilterActsSparse, the same kernels
     with conv=false, which offset the filters by moduleIdx·Cf·fs²·F; src/layer.cu:
     LocalUnsharedLayer::fpropActs). Several inputs: the caller sums; the bias (always unshared, (F·M, 1)) is
-    added with add_conv_bias(..., shared=False).
+    added with add_conv_bias(..., shared=False). saved: as in conv_forward, for local_backward_weights.
     """
     geo = _geometry(rows=x.shape[0], channels=channels, filter_size=filter_size, padding=padding,
                     stride=stride, groups=groups, filter_channels=filter_channels, modules_x=modules_x,
@@ -351,6 +415,7 @@ def local_forward(x: np.ndarray, w: np.ndarray, *, channels: int, filter_size: i
     wm = _local_weights(w, geo)
     n = x.shape[1]
     patches = _patches(x, geo)
+    _save_patches(saved, x, patches)
     y = np.empty((w.shape[1], geo.modules, n), dtype=np.result_type(x, w))
     for g in range(groups):
         cols = _group_patches(patches, geo, g).reshape(geo.taps, geo.modules, n)
@@ -377,25 +442,29 @@ def local_backward_data(dy: np.ndarray, w: np.ndarray, *, channels: int, filter_
         raise ValueError(f"dy has {dy.shape[0]} rows; expected F*M = {w.shape[1] * geo.modules}")
     n = dy.shape[1]
     grad = dy.reshape(w.shape[1], geo.modules, n)
-    cols = np.zeros((channels, filter_size, filter_size, geo.modules, n), dtype=np.result_type(dy, w))
-    for g in range(groups):
-        # (M, taps, Fg) @ (M, Fg, N) -> (M, taps, N)
-        out = np.matmul(wm[:, :, g * fg:(g + 1) * fg], grad[g * fg:(g + 1) * fg].transpose(1, 0, 2))
-        group_cols = out.transpose(1, 0, 2).reshape(geo.filter_channels, filter_size, filter_size,
-                                                    geo.modules, n)
-        _scatter_group_patches(cols, group_cols, geo, g)
-    return _unpatch(cols, geo)
+    dtype = np.result_type(dy, w)
+    group_cols = None
+
+    def tap_cols(g: int, u: int, v: int) -> np.ndarray:
+        nonlocal group_cols
+        if u == v == 0:  # once per group: (M, taps, Fg) @ (M, Fg, N) -> (M, taps, N) -> (Cf, fs, fs, M, N)
+            out = np.matmul(wm[:, :, g * fg:(g + 1) * fg], grad[g * fg:(g + 1) * fg].transpose(1, 0, 2))
+            group_cols = out.transpose(1, 0, 2).reshape(geo.filter_channels, filter_size, filter_size,
+                                                        geo.modules, n)
+        return group_cols[:, u, v]
+
+    return _image_grad(tap_cols, dtype, n, geo)
 
 
 def local_backward_weights(x: np.ndarray, dy: np.ndarray, *, channels: int, filter_size: int, padding: int,
                            stride: int, groups: int = 1, filter_channels: int | None = None, modules_x: int,
-                           conns=None) -> np.ndarray:
+                           conns=None, saved: dict | None = None) -> np.ndarray:
     """(1/N)·d cost / d w for one input of a local layer.
 
     x (C·S·S, N), dy (F·M, N) -> dw (M·Cf·fs·fs, F), dw[m, k, f] = (1/N)·Σ_n patch[k, m, n]·dy[f, m, n]
     (cudaconv2 localWeightActs; src/layer.cu: LocalUnsharedLayer::bpropWeights). The 2012 layer has
     useGrad=false and writes eps/N times this straight into the momentum buffer (SEMANTICS §4.3); the
-    update rule, not this function, does that.
+    update rule, not this function, does that. saved: as in conv_backward_weights.
     """
     geo = _geometry(rows=x.shape[0], channels=channels, filter_size=filter_size, padding=padding,
                     stride=stride, groups=groups, filter_channels=filter_channels, modules_x=modules_x,
@@ -403,7 +472,7 @@ def local_backward_weights(x: np.ndarray, dy: np.ndarray, *, channels: int, filt
     filters, fg = _filters_of(dy, x, geo)
     n = x.shape[1]
     dtype = np.result_type(x, dy)
-    patches = _patches(x, geo)
+    patches = _saved_patches(saved, x, geo)
     grad = dy.reshape(filters, geo.modules, n)
     dw = np.empty((geo.modules, geo.taps, filters), dtype=dtype)
     for g in range(groups):

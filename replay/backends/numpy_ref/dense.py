@@ -44,7 +44,9 @@ def fc_backward_data(dy: np.ndarray, w: np.ndarray) -> np.ndarray:
 
 def fc_backward_weights(x: np.ndarray, dy: np.ndarray) -> np.ndarray:
     """G_W = (1/N)·x dyᵀ.  x: (in, N); dy: (out, N) -> (in, out).  (`FCLayer::bpropWeights`, scaleGrad 1/N)"""
-    return (x @ dy.T) / x.shape[1]
+    grad = x @ dy.T
+    grad /= x.shape[1]  # in place: the same division, without a second (in, out) array
+    return grad
 
 
 def fc_bias_grad(dy: np.ndarray) -> np.ndarray:

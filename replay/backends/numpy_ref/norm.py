@@ -44,14 +44,19 @@ SIZE_BUG_MIN_SIZE = 6
 
 
 def _window_sum(a: np.ndarray, axis: int, size: int, before: int) -> np.ndarray:
-    """out[i] = Σ a[j] over j in [i − before, i − before + size) ∩ [0, n) along `axis` (zero padding)."""
+    """out[i] = Σ a[j] over j in [i − before, i − before + size) ∩ [0, n) along `axis` (zero padding).
+
+    One in-place add of a shifted slice per window tap, in tap order; the taps that would read the zero
+    padding are skipped (adding 0 changes nothing), so no padded copy is made."""
     n = a.shape[axis]
-    pad = [(0, 0)] * a.ndim
-    pad[axis] = (before, size - 1 - before)
-    padded = np.pad(a, pad)
     out = np.zeros_like(a)
-    for offset in range(size):  # one shifted copy per window tap
-        out += np.take(padded, np.arange(offset, offset + n), axis=axis)
+    for offset in range(size):
+        shift = offset - before  # out[i] += a[i + shift] where 0 <= i + shift < n
+        lo, hi = max(0, -shift), min(n, n - shift)
+        if lo >= hi:
+            continue
+        target = out[(slice(None),) * axis + (slice(lo, hi),)]
+        np.add(target, a[(slice(None),) * axis + (slice(lo + shift, hi + shift),)], out=target)
     return out
 
 
@@ -78,6 +83,38 @@ def _spatial_sum(a: np.ndarray, size: int, *, adjoint: bool) -> np.ndarray:
     return _window_sum(_window_sum(a, 1, size, before), 2, size, before)
 
 
+# The element-wise steps below work in place on arrays they have just made: the same operations in the same
+# order as the formulas in the docstrings (so the same float32 roundings), without a temporary per step.
+
+def _denoms(window_sums: np.ndarray, alpha: float, k: float) -> np.ndarray:
+    """k + α·window_sums, computed in the fresh window_sums array."""
+    window_sums *= alpha
+    window_sums += k
+    return window_sums
+
+
+def _normalised(images: np.ndarray, denoms: np.ndarray, pow: float) -> np.ndarray:
+    """images·denoms^(−pow), a new array."""
+    out = denoms ** (-pow)
+    out *= images
+    return out
+
+
+def _undo(inputs: np.ndarray, y: np.ndarray, denoms: np.ndarray, dy: np.ndarray, coeff: float, pow: float,
+          adjoint_sum) -> np.ndarray:
+    """dy·d^(−pow) + inputs·adjoint_sum(coeff·dy·y/d), coeff = −2αβ (kRNormUndoPrelims, then kFRNormUndo /
+    kRNormUndo), all (C, S, S, N)."""
+    scratch = np.multiply(dy, coeff)
+    scratch *= y
+    scratch /= denoms
+    dx = adjoint_sum(scratch)
+    dx *= inputs
+    direct = denoms ** (-pow)
+    direct *= dy
+    dx += direct
+    return dx
+
+
 def _gradient_buffer(dx: np.ndarray, prev_grad: np.ndarray | None, size: int, channels: int,
                      fix_size_bug: bool) -> np.ndarray:
     """What convResponseNormUndo leaves in the input's gradient buffer (see the module docstring)."""
@@ -99,8 +136,8 @@ def cmrnorm_forward(x: np.ndarray, *, channels: int, size: int, scale: float, po
     when not blocked: torch divides alpha by size too, and pads its channel window the same way."""
     images = as_images(x, channels)
     alpha = scale / size  # layer.py: NormLayerParser.add_params
-    denoms = min_div + alpha * _cross_map_sum(images * images, size, blocked, adjoint=False)
-    y = images * denoms ** (-pow)
+    denoms = _denoms(_cross_map_sum(images * images, size, blocked, adjoint=False), alpha, min_div)
+    y = _normalised(images, denoms, pow)
     return y.reshape(x.shape), denoms.reshape(x.shape)
 
 
@@ -115,9 +152,8 @@ def cmrnorm_backward(x: np.ndarray, y: np.ndarray, denoms: np.ndarray, dy: np.nd
     del min_div
     shape = as_images(x, channels).shape
     alpha = scale / size
-    scratch = (-2.0 * alpha * pow) * dy.reshape(shape) * y.reshape(shape) / denoms.reshape(shape)
-    dx = x.reshape(shape) * _cross_map_sum(scratch, size, blocked, adjoint=True) \
-        + dy.reshape(shape) * denoms.reshape(shape) ** (-pow)
+    dx = _undo(x.reshape(shape), y.reshape(shape), denoms.reshape(shape), dy.reshape(shape), -2.0 * alpha * pow,
+               pow, lambda scratch: _cross_map_sum(scratch, size, blocked, adjoint=True))
     return dx.reshape(x.shape)
 
 
@@ -131,8 +167,8 @@ def rnorm_forward(x: np.ndarray, *, channels: int, size: int, scale: float,
     (layer.cu: ResponseNormLayer::fpropActs -> convResponseNorm = convContrastNorm(images, images, ...))."""
     images = as_images(x, channels)
     alpha = scale / (size * size)  # layer.py: NormLayerParser.add_params
-    denoms = 1.0 + alpha * _spatial_sum(images * images, size, adjoint=False)
-    y = images * denoms ** (-pow)
+    denoms = _denoms(_spatial_sum(images * images, size, adjoint=False), alpha, 1.0)
+    y = _normalised(images, denoms, pow)
     return y.reshape(x.shape), denoms.reshape(x.shape)
 
 
@@ -142,9 +178,8 @@ def _spatial_undo(inputs: np.ndarray, y: np.ndarray, denoms: np.ndarray, dy: np.
     dy·d^(−pow) + inputs·Σ_{q ∋ p} (−2αβ·dy·y/d)_q."""
     shape = as_images(inputs, channels).shape
     alpha = scale / (size * size)
-    scratch = (-2.0 * alpha * pow) * dy.reshape(shape) * y.reshape(shape) / denoms.reshape(shape)
-    dx = inputs.reshape(shape) * _spatial_sum(scratch, size, adjoint=True) \
-        + dy.reshape(shape) * denoms.reshape(shape) ** (-pow)
+    dx = _undo(inputs.reshape(shape), y.reshape(shape), denoms.reshape(shape), dy.reshape(shape),
+               -2.0 * alpha * pow, pow, lambda scratch: _spatial_sum(scratch, size, adjoint=True))
     return dx.reshape(inputs.shape)
 
 
@@ -177,8 +212,8 @@ def cnorm_forward(x: np.ndarray, *, channels: int, size: int, scale: float,
     mean_diffs = x - means  # _meanDiffs.add(images, -1, 1): −μ + x
     diffs = mean_diffs.reshape(images.shape)
     alpha = scale / (size * size)
-    denoms = 1.0 + alpha * _spatial_sum(diffs * diffs, size, adjoint=False)
-    y = images * denoms ** (-pow)
+    denoms = _denoms(_spatial_sum(diffs * diffs, size, adjoint=False), alpha, 1.0)
+    y = _normalised(images, denoms, pow)
     return y.reshape(x.shape), denoms.reshape(x.shape), mean_diffs
 
 

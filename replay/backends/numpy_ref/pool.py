@@ -107,19 +107,19 @@ def pool_forward(x: np.ndarray, *, channels: int, size_x: int, stride: int, star
             cols = _tap_span(side, start, stride, outputs_x, v)
             if cols is None:
                 continue
-            seen = acc[:, rows[0], cols[0]]
+            seen = acc[:, rows[0], cols[0]]  # a view: updated in place, no temporaries
             pixel = images[:, rows[1], cols[1]]
             if kind == "max":
-                acc[:, rows[0], cols[0]] = np.fmax(seen, pixel)
+                np.fmax(seen, pixel, out=seen)
             elif kind == "maxabs":
-                acc[:, rows[0], cols[0]] = np.where(np.abs(seen) > np.abs(pixel), seen, pixel)
+                np.copyto(seen, pixel, where=~(np.abs(seen) > np.abs(pixel)))
             else:
-                acc[:, rows[0], cols[0]] = seen + pixel
+                np.add(seen, pixel, out=seen)
     if kind == "avg":
         extent = _window_extent(side, start, stride, outputs_x, size_x)
         region = (extent[:, None] * extent[None, :]).astype(x.dtype)
         with np.errstate(divide="ignore", invalid="ignore"):  # only windows wholly outside the image
-            acc = acc / region[None, :, :, None]
+            acc /= region[None, :, :, None]
     return acc.reshape(channels * outputs_x * outputs_x, cases)
 
 
@@ -151,6 +151,8 @@ def pool_backward(x: np.ndarray, y: np.ndarray, dy: np.ndarray, *, channels: int
     else:
         pooled = y.reshape(shape_out)
     dx = np.zeros_like(images)
+    hits = np.empty(shape_out, dtype=bool)  # scratch for max: which pixels equal their window's max
+    sent = np.empty(shape_out, dtype=dx.dtype)  # scratch: what one tap passes back
     for u in range(size_x):
         rows = _tap_span(side, start, stride, outputs_x, u)
         if rows is None:
@@ -161,6 +163,9 @@ def pool_backward(x: np.ndarray, y: np.ndarray, dy: np.ndarray, *, channels: int
                 continue
             g = grads[:, rows[0], cols[0]]
             if pool != "avg":  # `(img == ma) * mg`, literally: a NaN/inf dy elsewhere still multiplies 0
-                g = (images[:, rows[1], cols[1]] == pooled[:, rows[0], cols[0]]) * g
-            dx[:, rows[1], cols[1]] += g
+                hit = np.equal(images[:, rows[1], cols[1]], pooled[:, rows[0], cols[0]],
+                               out=hits[:, rows[0], cols[0]])
+                g = np.multiply(hit, g, out=sent[:, rows[0], cols[0]])
+            target = dx[:, rows[1], cols[1]]
+            np.add(target, g, out=target)
     return dx.reshape(x.shape)

@@ -36,12 +36,17 @@ def _correlate_same(a: np.ndarray, g: np.ndarray, axis: int) -> np.ndarray:
     border (cc1/cc2 conv_util.cu: kGaussianBlur)."""
     r = len(g) // 2
     n = a.shape[axis]
-    pad = [(0, 0)] * a.ndim
-    pad[axis] = (r, r)
-    padded = np.pad(a, pad)
     out = np.zeros_like(a)
-    for k in range(len(g)):  # one shifted copy per filter tap
-        out += g[k].astype(a.dtype) * np.take(padded, np.arange(k, k + n), axis=axis)
+    scratch = np.empty_like(a)
+    for k in range(len(g)):  # one shifted slice per filter tap, in tap order, products then sums in place
+        shift = k - r  # out[i] += g[k]·a[i + shift] where 0 <= i + shift < n (the zero border adds nothing)
+        lo, hi = max(0, -shift), min(n, n - shift)
+        if lo >= hi:
+            continue
+        target = out[(slice(None),) * axis + (slice(lo, hi),)]
+        product = scratch[(slice(None),) * axis + (slice(lo, hi),)]
+        np.multiply(a[(slice(None),) * axis + (slice(lo + shift, hi + shift),)], a.dtype.type(g[k]), out=product)
+        np.add(target, product, out=target)
     return out
 
 
