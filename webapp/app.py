@@ -8,13 +8,18 @@ rendered pages, since nothing changes while the server runs.
 # (no `from __future__ import annotations`: FastAPI reads the route signatures, local aliases included)
 
 import logging
+import time
 from typing import Annotated, Literal
+from urllib.parse import parse_qs, quote
 
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from . import auth
 
 from .cache import PageCache
 from .errors import BadQuery, NotFound
@@ -26,6 +31,12 @@ from .site import Site
 log = logging.getLogger("alexnet_archive.web")
 
 CACHEABLE = {"x-page-cache": "store", "cache-control": "public, max-age=300"}
+# Forms, the curator's pages and anything with a cookie: never kept by the page cache or a proxy.
+PRIVATE = {"cache-control": "no-store", "pragma": "no-cache"}
+# No page has a script; inline style attributes are used by the SVG drawings.
+CONTENT_SECURITY_POLICY = ("default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
+                           "script-src 'none'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; "
+                           "form-action 'self'")
 ChartFormat = Literal["svg", "csv", "json"]
 
 
@@ -45,7 +56,38 @@ def create_app(settings: Settings, site: Site | None = None) -> FastAPI:
     _add_routes(app)
     # The cache sits outside everything else, so a cached page costs no routing at all.
     app.add_middleware(PageCache, last_modified=site.last_modified, version=site.runs_version)
+    # ... except the security headers, which go on cached and fresh pages alike.
+    app.add_middleware(SecurityHeaders)
     return app
+
+
+class SecurityHeaders:
+    """Content-Security-Policy (and nosniff) on every HTML page but the API docs, whose page
+    (FastAPI's Swagger UI) loads its script from a CDN."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path = scope.get("path", "")
+        docs = path.endswith(("/api", "/api/oauth2-redirect")) and "/files/" not in path
+
+        async def add_headers(message):
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                names = {name.lower() for name, _ in headers}
+                content_type = dict((n.lower(), v) for n, v in headers).get(b"content-type", b"")
+                if b"x-content-type-options" not in names:
+                    headers.append((b"x-content-type-options", b"nosniff"))
+                if content_type.startswith(b"text/html") and not docs and b"content-security-policy" not in names:
+                    headers.append((b"content-security-policy", CONTENT_SECURITY_POLICY.encode()))
+                message = dict(message, headers=headers)
+            await send(message)
+
+        await self.app(scope, receive, add_headers)
 
 
 def app_from_env() -> FastAPI:
@@ -236,6 +278,345 @@ def _add_routes(app: FastAPI) -> None:
         canonical = "/files/" + path
         view = files.file_view(site, path, _links(request, canonical))
         return page(request, "file.html", view, canonical, canonical + ".json")
+
+    from .pages import glossary
+
+    @app.get("/glossary.json", tags=["exhibit"], summary="Every 2012 term: explanation, origin in the code, "
+             "today's name")
+    def glossary_json(request: Request):
+        return twin(glossary.glossary_data(site_of(request)))
+
+    @app.get("/glossary", **html)
+    def glossary_page(request: Request):
+        view = glossary.glossary_view(site_of(request), _links(request, "/glossary"))
+        return page(request, "glossary.html", view, "/glossary", "/glossary.json")
+
+    _add_annotation_routes(app)
+
+
+# --- visitor notes and curators ---------------------------------------------------------------
+# Nothing below is cached: every answer carries PRIVATE headers and no x-page-cache mark.
+
+MAX_FORM_BYTES = 64 * 1024      # a note is at most 4000 characters; leave room for escaping
+LOGIN_FAILURES = 10             # wrong passwords per address ...
+LOGIN_WINDOW_S = 600            # ... in this many seconds, then 429 until the window passes
+
+
+def private_page(request: Request, template: str, context: dict, status: int = 200) -> HTMLResponse:
+    links = _links(request, request.url.path)
+    html = render_html(template, {"canonical": None, "json_path": None} | context, links,
+                       site_of(request).archive.experiments)
+    return HTMLResponse(html, status_code=status, headers=PRIVATE)
+
+
+def private_error(request: Request, status: int, heading: str, message: str,
+                  fields: list[dict] | None = None, headers: dict | None = None) -> Response:
+    response = error_response(request, status, heading, message, fields)
+    response.headers.update(PRIVATE | (headers or {}))
+    return response
+
+
+def see_other(request: Request, path: str) -> RedirectResponse:
+    return RedirectResponse(request.scope.get("root_path", "") + path, status_code=303, headers=PRIVATE)
+
+
+def _cookie_options(request: Request, max_age: int) -> dict:
+    return {"max_age": max_age, "path": (request.scope.get("root_path", "") or "") + "/", "httponly": True,
+            "samesite": "lax", "secure": request.url.scheme == "https"}
+
+
+def client_address(request: Request) -> str:
+    return (request.client.host if request.client else "") or "unknown"
+
+
+async def read_form(request: Request) -> dict[str, str] | Response:
+    """A urlencoded form (what a browser posts), first value of each field; or an error page."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type != "application/x-www-form-urlencoded":
+        return private_error(request, 415, "That request cannot be answered",
+                             "Send the form as application/x-www-form-urlencoded, as a browser does.")
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_FORM_BYTES:
+            return private_error(request, 413, "That note is too long",
+                                 f"A form may carry at most {MAX_FORM_BYTES // 1024} KiB.")
+    try:
+        fields = parse_qs(body.decode("utf-8"), keep_blank_values=True, max_num_fields=40, strict_parsing=False)
+    except (UnicodeDecodeError, ValueError):
+        return private_error(request, 400, "That request cannot be answered", "The form could not be read.")
+    return {name: values[0] for name, values in fields.items()}
+
+
+def _add_annotation_routes(app: FastAPI) -> None:
+    from annotations.accounts import verify_curator
+    from annotations.store import MAX_AUTHOR, MAX_BODY, AnnotationInputError, AnnotationNotFound, AnnotationStoreError
+
+    from .pages import curator as curator_pages
+    from .pages.annotations import anchor_page, annotation_item
+    from .settings import POST_WINDOW_S
+
+    html = {"include_in_schema": False, "response_class": HTMLResponse}
+    failed_logins: dict[str, list[float]] = {}
+    field_names = {"author": "name", "body": "body", "anchor": "anchor"}  # store's field -> the form's
+
+    def secret(request: Request) -> bytes:
+        return site_of(request).site_secret
+
+    def session_of(request: Request) -> auth.Session | None:
+        site = site_of(request)
+        if site.annotations is None:
+            return None
+        session = auth.read_session(site.site_secret, request.cookies.get(auth.SESSION_COOKIE))
+        if session is None or site.annotations.curator(session.curator) is None:
+            return None  # altered, expired, or the account is gone
+        return session
+
+    def csrf_token(request: Request) -> str:
+        """The visitor's form token: the one in their cookie if this site signed it, else a new one."""
+        cookie = request.cookies.get(auth.CSRF_COOKIE)
+        if cookie and auth.csrf_token_valid(secret(request), cookie, cookie):
+            return cookie
+        return auth.new_csrf_token(secret(request))
+
+    def with_csrf_cookie(request: Request, response: Response, token: str) -> Response:
+        response.set_cookie(auth.CSRF_COOKIE, token, **_cookie_options(request, auth.CSRF_SECONDS))
+        return response
+
+    def csrf_refused(request: Request) -> Response:
+        return private_error(request, 403, "This form has expired",
+                             "The form's security token is missing or does not match this browser's "
+                             "(it expires after a while, and a form posted from another site has none). "
+                             "Go back, reload the form, and send it again.")
+
+    # -- a visitor's note ----------------------------------------------------------------------
+
+    def annotate_form(request: Request, anchor: str, token: str, *, values: dict | None = None,
+                      errors: list[dict] | None = None, status: int = 200) -> Response:
+        site = site_of(request)
+        where = curator_pages.place(site, anchor)
+        session = session_of(request)
+        links = _links(request, request.url.path)
+        approved = [annotation_item(site, a, links)
+                    for a in site.annotations.approved_for([where["anchor"]]).get(where["anchor"], [])]
+        view = {"title": f"A note on {where['anchor']}", "place": where, "csrf": token,
+                "keys": curator_pages.key_anchors(site, where["anchor"]),
+                "values": {"name": "", "body": ""} | (values or {}), "errors": errors or [],
+                "curator": session.curator if session else None, "max_body": MAX_BODY, "max_name": MAX_AUTHOR,
+                "approved": approved}
+        return with_csrf_cookie(request, private_page(request, "annotate.html", view, status), token)
+
+    @app.get("/annotate", **html)
+    def annotate_page(request: Request, anchor: Annotated[str, Query(max_length=300)] = ""):
+        site = site_of(request)
+        curator_pages.require_store(site)
+        canonical = site.canonical_anchor(anchor) if anchor else None
+        if canonical is None:
+            return private_error(request, 422, "That place is not in the archive",
+                                 _anchor_problem(site, anchor), [{"field": "anchor", "message": _anchor_problem(site, anchor)}])
+        return annotate_form(request, canonical, csrf_token(request))
+
+    @app.post("/annotate", **html)
+    async def annotate_post(request: Request):
+        site = site_of(request)
+        curator_pages.require_store(site)
+        form = await read_form(request)
+        if isinstance(form, Response):
+            return form
+        token = form.get(auth.CSRF_FIELD, "")
+        if not auth.csrf_token_valid(secret(request), request.cookies.get(auth.CSRF_COOKIE), token):
+            return csrf_refused(request)
+        return await run_in_threadpool(_store_note, request, form, token)
+
+    def _store_note(request: Request, form: dict[str, str], token: str) -> Response:
+        site = site_of(request)
+        store = site.annotations
+        session = session_of(request)
+        address = client_address(request)
+        if session is None and store.count_recent(address, POST_WINDOW_S) >= site.settings.post_limit:
+            minutes = POST_WINDOW_S // 60
+            return private_error(request, 429, "Please wait a little",
+                                 f"This address has sent {site.settings.post_limit} notes in the last {minutes} "
+                                 "minutes, which is as many as the site takes. Your text is not lost if you keep "
+                                 "the page open: send it again later.", headers={"retry-after": str(POST_WINDOW_S)})
+        anchor_text = form.get("anchor", "")
+        values = {"name": form.get("name", ""), "body": form.get("body", "")}
+        canonical = site.canonical_anchor(anchor_text) if anchor_text else None
+        if canonical is None:
+            problem = _anchor_problem(site, anchor_text)
+            return private_error(request, 422, "That place is not in the archive", problem,
+                                 [{"field": "anchor", "message": problem}])
+        author = session.curator if session else values["name"]
+        try:
+            note = store.add(canonical, values["body"], author=author,
+                             role="curator" if session else "visitor", address=address)
+            if form.get("website", "").strip():
+                # The honeypot: a field people never see, that form-filling robots fill in. The note
+                # is kept (nothing is thrown away) but hidden, and the robot is answered as anyone.
+                store.set_status(note.id, "hidden", actor="honeypot")
+        except AnnotationInputError as error:
+            field = field_names.get(error.field, error.field)
+            return annotate_form(request, canonical, token, values=values, status=422,
+                                 errors=[{"field": field, "message": f"{field} {error.message}"}])
+        if session is not None:
+            return see_other(request, anchor_page(canonical))
+        return see_other(request, "/annotate/thanks?anchor=" + quote(canonical, safe="/:"))
+
+    @app.get("/annotate/thanks", **html)
+    def annotate_thanks(request: Request, anchor: Annotated[str, Query(max_length=300)] = ""):
+        site = site_of(request)
+        canonical = site.canonical_anchor(anchor) if anchor else None
+        where = curator_pages.place(site, canonical) if canonical else None
+        return private_page(request, "thanks.html", {"title": "Thank you", "place": where})
+
+    # -- curators ------------------------------------------------------------------------------
+
+    def login_form(request: Request, token: str, *, name: str = "", problem: str | None = None,
+                   status: int = 200) -> Response:
+        view = {"title": "Curators", "csrf": token, "name": name, "problem": problem}
+        return with_csrf_cookie(request, private_page(request, "login.html", view, status), token)
+
+    @app.get("/curator/login", **html)
+    def login_page(request: Request):
+        curator_pages.require_store(site_of(request))
+        if session_of(request) is not None:
+            return see_other(request, "/curator")
+        return login_form(request, csrf_token(request))
+
+    @app.post("/curator/login", **html)
+    async def login_post(request: Request):
+        curator_pages.require_store(site_of(request))
+        form = await read_form(request)
+        if isinstance(form, Response):
+            return form
+        token = form.get(auth.CSRF_FIELD, "")
+        if not auth.csrf_token_valid(secret(request), request.cookies.get(auth.CSRF_COOKIE), token):
+            return csrf_refused(request)
+        address = client_address(request)
+        now = time.monotonic()
+        if len(failed_logins) > 10_000:  # bounded: forget the oldest addresses' failures
+            for stale in list(failed_logins)[:5_000]:
+                del failed_logins[stale]
+        recent = [t for t in failed_logins.pop(address, []) if now - t < LOGIN_WINDOW_S]
+        failed_logins[address] = recent
+        if len(recent) >= LOGIN_FAILURES:
+            return private_error(request, 429, "Please wait a little",
+                                 "Too many wrong passwords from this address; try again in a few minutes.",
+                                 headers={"retry-after": str(LOGIN_WINDOW_S)})
+        name, password = form.get("name", "").strip(), form.get("password", "")
+        # scrypt takes tens of milliseconds: off the event loop.
+        if not await run_in_threadpool(verify_curator, site_of(request).annotations, name, password):
+            recent.append(now)
+            return login_form(request, token, name=name, status=403,
+                              problem="That name and password do not match a curator of this site.")
+        session = auth.new_session(secret(request), name)
+        response = see_other(request, "/curator")
+        response.set_cookie(auth.SESSION_COOKIE, session.cookie, **_cookie_options(request, auth.SESSION_SECONDS))
+        return response
+
+    def curator_or_refusal(request: Request, form: dict | None = None) -> auth.Session | Response:
+        """The session of a logged-in curator (for a POST: with this session's form token)."""
+        curator_pages.require_store(site_of(request))
+        session = session_of(request)
+        if form is None:
+            if session is None:
+                if request.url.path.endswith(".json"):
+                    return private_error(request, 403, "For curators only", "Log in at /curator/login first.")
+                return see_other(request, "/curator/login")
+            return session
+        if session is None:
+            return private_error(request, 403, "For curators only",
+                                 "Only a curator who is logged in can do this.")
+        if not auth.session_form_token_valid(secret(request), session, form.get(auth.CSRF_FIELD)):
+            return csrf_refused(request)
+        return session
+
+    @app.post("/curator/logout", **html)
+    async def logout(request: Request):
+        form = await read_form(request)
+        if isinstance(form, Response):
+            return form
+        session = curator_or_refusal(request, form)
+        if isinstance(session, Response):
+            return session
+        response = see_other(request, "/")
+        options = _cookie_options(request, 0)
+        response.delete_cookie(auth.SESSION_COOKIE, path=options["path"], secure=options["secure"],
+                               httponly=True, samesite="lax")
+        return response
+
+    @app.get("/curator", **html)
+    def curator_page(request: Request):
+        session = curator_or_refusal(request)
+        if isinstance(session, Response):
+            return session
+        site = site_of(request)
+        data = curator_pages.curator_data(site, session.curator)
+        view = {"title": "Curator's desk", "d": data, "token": auth.session_form_token(secret(request), session),
+                "max_body": MAX_BODY}
+        return private_page(request, "curator.html", view)
+
+    @app.get("/curator.json", tags=["curators"], summary="The curator's queue (logged-in curators only)")
+    def curator_json(request: Request):
+        session = curator_or_refusal(request)
+        if isinstance(session, Response):
+            return session
+        data = curator_pages.curator_data(site_of(request), session.curator)
+        return Response(json_text(data), media_type="application/json", headers=PRIVATE)
+
+    @app.post("/curator/annotations/{annotation_id}/status", **html)
+    async def set_status(request: Request, annotation_id: int):
+        form = await read_form(request)
+        if isinstance(form, Response):
+            return form
+        session = curator_or_refusal(request, form)
+        if isinstance(session, Response):
+            return session
+        try:
+            await run_in_threadpool(site_of(request).annotations.set_status, annotation_id,
+                                    form.get("status", ""), actor=session.curator)
+        except AnnotationInputError as error:
+            return private_error(request, 422, "That request cannot be answered", str(error),
+                                 [{"field": error.field, "message": error.message}])
+        return see_other(request, f"/curator#annotation-{annotation_id}")
+
+    @app.post("/curator/annotations/{annotation_id}/edit", **html)
+    async def edit(request: Request, annotation_id: int):
+        form = await read_form(request)
+        if isinstance(form, Response):
+            return form
+        session = curator_or_refusal(request, form)
+        if isinstance(session, Response):
+            return session
+        try:
+            await run_in_threadpool(site_of(request).annotations.edit, annotation_id, form.get("body", ""),
+                                    editor=session.curator)
+        except AnnotationInputError as error:
+            return private_error(request, 422, "That edit cannot be saved", str(error),
+                                 [{"field": error.field, "message": error.message}])
+        return see_other(request, f"/curator#annotation-{annotation_id}")
+
+    @app.exception_handler(AnnotationNotFound)
+    async def no_annotation(request: Request, error: AnnotationNotFound):
+        return private_error(request, 404, "Not in the archive", f"There is no annotation {error.annotation_id}.")
+
+    @app.exception_handler(AnnotationStoreError)
+    async def annotation_store_error(request: Request, error: AnnotationStoreError):
+        log.error("annotations database: %s", error)
+        return private_error(request, 503, "Notes cannot be read or written just now",
+                             "The database of notes could not be used; the rest of the exhibit is unaffected.")
+
+
+def _anchor_problem(site, anchor: str) -> str:
+    from annotations.anchors import AnchorError, resolve
+
+    if not anchor:
+        return "anchor is missing: say which experiment, layer, key or file line the note is about"
+    try:
+        resolve(anchor, site.archive)
+    except AnchorError as error:
+        return f"anchor: {error}"
+    return "anchor: not a place in the release"
 
 
 def chart_response(chart, fmt: str) -> Response:

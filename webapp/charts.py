@@ -297,7 +297,7 @@ def render_svg(chart: Chart, *, width: int = 720, height: int = 320, y_scale: st
     ys = _Scale(scale_kind, [p.y for p in finite], plot_bottom, plot_top)
 
     # Gridlines and ticks.
-    out.append(f'<g class="grid" stroke="#e5e5e5" stroke-width="1">')
+    out.append('<g class="grid" stroke="#e5e5e5" stroke-width="1">')
     for tick in xs.ticks:
         px = _fmt_px(xs(tick))
         out.append(f'<line class="grid-x" x1="{px}" y1="{plot_top}" x2="{px}" y2="{plot_bottom}"/>')

@@ -1,8 +1,10 @@
 """`alexnet-archive`: the command-line tool.
 
-Each command imports what it needs inside its function, so `list`, `show`,
-`log`, `lineage`, `diff`, `stats` and `fetch` load only the standard-library
-`archive` package -- never NumPy, CuPy or FastAPI (tests/test_layering.py checks).
+Each command imports what it needs inside its function, so `list`, `lineage`,
+`diff`, `stats` and `fetch` load only the standard-library `archive` package, and
+`show`, `log`, `glossary`, `curator` and `annotations` add only the `annotations`
+package (standard library and markdown-it) -- never NumPy, CuPy or FastAPI
+(tests/test_layering.py and tests/test_cli_annotations.py check).
 
 Every read command takes ``--json``; that JSON is a documented interface
 (README, "JSON output").
@@ -13,7 +15,10 @@ import argparse
 import json
 import os
 import sys
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -57,11 +62,14 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--status", help="killed, on_hold, paused, ... or 'none'")
     sub.add_argument("--dataset", help="part of the data set label (2012, CIFAR, JPEG), or full / non-full")
 
-    sub = command("show", cmd_show, "one experiment: layers with shapes and GPU, parameters, log, results")
+    sub = command("show", cmd_show, "one experiment: layers with shapes and GPU, parameters, log, results, "
+                  "curated notes and approved annotations, and the glossary terms it uses")
     sub.add_argument("id", help="experiment id, e.g. 120 or 120-2012-full")
+    _notes_options(sub)
 
-    sub = command("log", cmd_log, "the experiment log of one experiment, typed entry by entry")
+    sub = command("log", cmd_log, "the experiment log of one experiment, typed entry by entry, with its notes")
     sub.add_argument("id")
+    _notes_options(sub)
 
     sub = command("lineage", cmd_lineage, "ancestors and descendants following 'this is like #N'")
     sub.add_argument("id")
@@ -112,6 +120,13 @@ def build_parser() -> argparse.ArgumentParser:
                      help="small: minibatch 8 and, without --data, a synthetic set of 64 + 32 images")
     sub.add_argument("--db", metavar="PATH", help="where runs are kept (default: $ALEXNET_ARCHIVE_DB, else the "
                      "per-user data folder); `serve --db` shows them")
+    sub.add_argument("--train-range", metavar="A-B", help="cuda-convnet batch files data_batch_A..B of --data "
+                     "to train on (convnet.py's option; with --test-range)")
+    sub.add_argument("--test-range", metavar="A-B", help="batch files to test on, e.g. 6")
+    sub.add_argument("--test-one", type=int, choices=(0, 1), default=1, help="1 (as 2012): each test pass reads "
+                     "the next file of --test-range; 0: all of them")
+    sub.add_argument("--init-from", metavar="RUN", help="a run of ours (or its .ckpt file) whose layers stand in "
+                     "for the 2012 checkpoint that initWFunc=initw.makew(LAYER) copied from")
     sub.add_argument("--resume", metavar="RUN", help="continue a stopped run from its last checkpoint")
     sub.add_argument("--max-minibatches", type=int, default=None, help=argparse.SUPPRESS)
 
@@ -125,7 +140,41 @@ def build_parser() -> argparse.ArgumentParser:
     sub = command("export-site", cmd_export_site, "write the whole exhibit as static files (opens from disk)",
                   json_flag=False)
     sub.add_argument("dest", metavar="DIR", help="the folder to write (created if missing)")
+
+    sub = command("glossary", cmd_glossary, "the 2012 terms explained: every entry by kind, or one TERM in full "
+                  "(exit status 2 for an unknown term, with suggestions)")
+    sub.add_argument("term", nargs="?", help="a term or one of its aliases, any case (e.g. epsW, hs, cmrnorm)")
+
+    sub = command("curator", cmd_curator, "curator accounts of the site: add NAME (asks for the password), list")
+    sub.add_argument("action", choices=("add", "list"))
+    sub.add_argument("name", nargs="?", help="add: the curator's login name")
+    sub.add_argument("--password-stdin", action="store_true",
+                     help="read the password from the first line of standard input (the default when it is "
+                          "not a terminal)")
+    sub.add_argument("--replace", action="store_true", help="add: set a new password for an existing curator")
+    sub.add_argument("--db", metavar="PATH", help=_DB_HELP)
+
+    sub = command("annotations", cmd_annotations, "stored annotations: list, export [FILE|-], import FILE "
+                  "(JSON Lines with the full history; importing twice adds nothing)")
+    sub.add_argument("action", choices=("list", "export", "import"))
+    sub.add_argument("file", nargs="?", help="export: where to write (default -, standard output); "
+                     "import: the file to read (- for standard input)")
+    sub.add_argument("--status", choices=("pending", "approved", "hidden"), help="list: only this status")
+    sub.add_argument("--anchor", metavar="PREFIX", help="list: only annotations at or under this anchor "
+                     "(120, 120/conv1a, layers/layer-params-120.cfg)")
+    sub.add_argument("--db", metavar="PATH", help=_DB_HELP)
     return parser
+
+
+_DB_HELP = ("the site's database, shared with replays (default: $ALEXNET_ARCHIVE_DB, else the per-user data "
+            "folder; the file `serve` reads)")
+
+
+def _notes_options(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("--db", metavar="PATH", help="read approved annotations from this site database "
+                     "(default as for serve; never created here)")
+    sub.add_argument("--site-url", metavar="URL", help="on a terminal, make glossary terms links (OSC 8) to "
+                     "this site's glossary, e.g. http://127.0.0.1:8000")
 
 
 # --- helpers ---------------------------------------------------------------------
@@ -179,8 +228,9 @@ def cmd_list(args) -> int:
 def cmd_show(args) -> int:
     archive = _load(args)
     e = archive.experiment(args.id)
+    notes, annotations = _notes_and_annotations(args, archive, e)
     if args.json:
-        _print_json(e.to_json())
+        _print_json({**e.to_json(), **_notes_json(archive, notes, annotations)})
         return 0
     out = [f"experiment {e.id}", ""]
     facts = [("params file", e.params_file),
@@ -212,7 +262,7 @@ def cmd_show(args) -> int:
         rows.append([section.name, values])
     out.append(_indent(_table(rows, ["layer", "values"])))
     out += ["", "log"]
-    out += _log_lines(e)
+    out += _log_lines(e, _log_marks(e, notes, annotations))
     results = e.results
     if results:
         out += ["", "results"]
@@ -225,6 +275,8 @@ def cmd_show(args) -> int:
         out += [f"  {f}" for f in shown]
         if len(shown) < len(e.findings):
             out.append(f"  (+{len(e.findings) - len(shown)} informational; --json lists them all)")
+    out += _notes_section(archive, notes, annotations)
+    out += _terms_footer(e, args)
     print("\n".join(out))
     return 0
 
@@ -241,7 +293,10 @@ def _value_text(value) -> str:
     return str(value)
 
 
-def _log_lines(e) -> list[str]:
+def _log_lines(e, marks: dict[int, list[str]] | None = None) -> list[str]:
+    """The log entry by entry; `marks` (params-file line -> labels) puts a note's or an
+    annotation's title under the entry it is pinned to."""
+    marks = marks or {}
     lines = []
     current_run = None
     for entry in e.logbook.entries:
@@ -257,17 +312,20 @@ def _log_lines(e) -> list[str]:
         epoch = "" if entry.epoch_text is None else f"epoch {entry.epoch_text}"
         text = " / ".join(part.strip() for part in entry.text.splitlines())
         lines.append(f"    {entry.span.line:>4}  {entry.kind:<11} {epoch:<13} {text}")
+        for number in entry.lines:
+            lines += [f"{'':>36}▸ {label}" for label in marks.get(number, ())]
     return lines
 
 
 def cmd_log(args) -> int:
     archive = _load(args)
     e = archive.experiment(args.id)
+    notes, annotations = _notes_and_annotations(args, archive, e)
     if args.json:
-        _print_json(e.logbook.to_json())
+        _print_json({**e.logbook.to_json(), **_notes_json(archive, notes, annotations)})
         return 0
     print(f"log of {e.id} ({e.params_file})")
-    print("\n".join(_log_lines(e)))
+    print("\n".join(_log_lines(e, _log_marks(e, notes, annotations)) + _notes_section(archive, notes, annotations)))
     return 0
 
 
@@ -479,8 +537,9 @@ def cmd_replay(args) -> int:
 
     import numpy as np
 
-    from replay.data import DataError, load_cifar_dir, load_image_folder, synthetic_dataset
-    from replay.network import Network, ReplayError, check_experiment
+    from replay.data import (DataError, load_batch_folder, load_cifar_dir, load_image_folder, parse_range,
+                             synthetic_dataset)
+    from replay.network import FIXABLE, Network, ReplayError, check_experiment, replayed_bugs
     from replay.plan import build_plan, format_plan
     from replay.train import Trainer, TrainOptions
 
@@ -511,16 +570,34 @@ def cmd_replay(args) -> int:
                   file=sys.stderr)
             return 2
         for key in ("data", "scale", "as_written", "epochs", "mini", "test_freq", "crop_border", "color_noise",
-                    "multiview_test", "seed", "fix"):
+                    "multiview_test", "seed", "fix", "train_range", "test_range", "test_one", "init_from"):
             if key in stored["options"]:
                 setattr(args, key, stored["options"][key])
     plan = build_plan(experiment, as_written=args.as_written)
     mini = args.mini or (8 if args.scale == "small" else 128)
+    bugs = replayed_bugs(plan, frozenset(args.fix))
     if args.plan:
         print(format_plan(plan, minibatch=mini))
+        print("\n2012 bugs this replay reproduces (correct one with --fix NAME):" if bugs else
+              f"\nNo known 2012 bug applies to this net (known: {', '.join(sorted(FIXABLE))}).")
+        for name, where in bugs:
+            print(f"  {name}: {where}")
         return 0
+    if bool(args.train_range) != bool(args.test_range):
+        print("alexnet-archive: --train-range and --test-range go together (e.g. --train-range 1-5 --test-range 6)",
+              file=sys.stderr)
+        return 2
     try:
-        if args.data:
+        init_source, init_name = _init_source(args) if args.init_from else (None, "")
+        # the net first: a config it refuses stops before any data is read
+        network = Network(plan, experiment, rng=np.random.default_rng(args.seed), fixes=frozenset(args.fix),
+                          init_source=init_source, init_source_name=init_name)
+        if args.train_range and not args.data:
+            raise DataError("--train-range needs --data, the folder of cuda-convnet batch files")
+        if args.train_range:
+            dataset = load_batch_folder(args.data, parse_range(args.train_range, "--train-range"),
+                                        parse_range(args.test_range, "--test-range"))
+        elif args.data:
             folder = Path(args.data)
             if (folder / "batches.meta").exists():
                 dataset = load_cifar_dir(folder, side=32)
@@ -539,10 +616,13 @@ def cmd_replay(args) -> int:
                   "; 64 training and 32 test images"), file=sys.stderr)
         options = TrainOptions(epochs=args.epochs, mini=mini, batch_size=10_000, test_freq=args.test_freq,
                                crop_border=args.crop_border, color_noise=args.color_noise,
-                               multiview_test=bool(args.multiview_test), seed=args.seed, fixes=tuple(args.fix),
+                               multiview_test=bool(args.multiview_test), test_one=bool(args.test_one),
+                               seed=args.seed, fixes=tuple(args.fix),
                                max_minibatches=args.max_minibatches)
         store = _run_store(args)
-        network = Network(plan, experiment, rng=np.random.default_rng(args.seed), fixes=frozenset(args.fix))
+        for name, where in bugs:
+            print(f"WARNING: replaying a 2012 bug, as the original ran it: {where}; --fix {name} corrects it",
+                  file=sys.stderr)
         if stored:
             run_id = stored["id"]
             store.reopen_run(run_id)
@@ -553,7 +633,9 @@ def cmd_replay(args) -> int:
                                                "epochs": args.epochs, "mini": mini, "test_freq": args.test_freq,
                                                "crop_border": args.crop_border, "color_noise": args.color_noise,
                                                "multiview_test": args.multiview_test, "seed": args.seed,
-                                               "fix": list(args.fix)},
+                                               "fix": list(args.fix), "train_range": args.train_range,
+                                               "test_range": args.test_range, "test_one": args.test_one,
+                                               "init_from": args.init_from},
                                       fixes=list(args.fix), code_version=_code_version())
         trainer = Trainer(network, dataset, options, store=store, run_id=run_id,
                           checkpoint=store.checkpoint_path(run_id))
@@ -576,6 +658,29 @@ def cmd_replay(args) -> int:
     except (DataError, ReplayError) as error:
         print(f"alexnet-archive: {error}", file=sys.stderr)
         return 2
+
+
+def _init_source(args) -> tuple[dict, str]:
+    """The weights --init-from names: a run in the database, or a checkpoint file."""
+    from pathlib import Path
+
+    from replay.checkpoint import CheckpointError, load_checkpoint, network_parts
+    from replay.data import DataError
+    from replay.store import StoreError
+
+    path, name = Path(args.init_from), f"checkpoint {args.init_from}"
+    if not path.is_file():
+        try:
+            store = _run_store(args)
+            run = store.run(args.init_from)
+        except StoreError as error:
+            raise DataError(f"--init-from {args.init_from}: neither a checkpoint file nor a run ({error})") from None
+        path, name = store.checkpoint_path(run["id"]), f"run {run['id']} (#{run['experiment']})"
+    try:
+        arrays, _ = load_checkpoint(path)
+    except CheckpointError as error:
+        raise DataError(f"--init-from: {error}") from None
+    return network_parts(arrays)["weights"], name
 
 
 def _transfers(network) -> dict:
@@ -697,6 +802,505 @@ def cmd_export_site(args) -> int:
     report = export_site(site, Path(args.dest))
     print(f"wrote {report.files} files ({report.bytes / 1e6:.1f} MB of pages) to {report.directory}; "
           f"open {report.directory / 'index.html'}")
+    return 0
+
+
+# --- notes, annotations and the glossary (issue 7) ------------------------------------
+# annotations.* is imported inside the functions, as everything else here: `diff` must stay
+# standard-library only, and `show` needs markdown-it only because notes are rendered.
+
+_NO_DB = ("no site database at {path} (`curator add`, `annotations import`, `serve` and `replay` create it; "
+          "--db names another)")
+
+
+def _db_path(args) -> Path:
+    from pathlib import Path
+
+    return Path(args.db) if getattr(args, "db", None) else default_db()
+
+
+def _fail(message: str) -> int:
+    print(f"alexnet-archive: {message}", file=sys.stderr)
+    return 2
+
+
+def _open_store(path, *, create: bool):
+    """The annotations store in the site database, or None when the file is missing and not to be made."""
+    from annotations.store import AnnotationStore
+
+    if not path.exists():
+        if not create:
+            return None
+        path.parent.mkdir(parents=True, exist_ok=True)
+    return AnnotationStore(path)
+
+
+def _holds_annotations(path) -> bool:
+    """Whether an existing database has the annotations tables, checked read-only: `show` must
+    neither create a database nor add tables to one that only holds replays."""
+    import sqlite3
+    from contextlib import closing
+
+    if not path.is_file():
+        return False
+    try:
+        with closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)) as db:
+            row = db.execute("SELECT version FROM schema_versions WHERE component = 'annotations'").fetchone()
+    except sqlite3.OperationalError as error:
+        if "no such table" in str(error):
+            return False
+        raise
+    return row is not None
+
+
+def _notes_and_annotations(args, archive, e) -> tuple[list, list]:
+    """The curated notes on experiment `e` (its layers, keys and the lines of its files) and the
+    approved annotations there, oldest first. A database that cannot be read is reported on
+    stderr and skipped: the experiment itself is still worth printing."""
+    import sqlite3
+
+    from annotations.notes import notes_for
+    from annotations.store import AnnotationStoreError
+
+    notes = notes_for(e.id, archive=archive)
+    path = _db_path(args)
+    annotations: dict[int, object] = {}
+    try:
+        if _holds_annotations(path):
+            with _open_store(path, create=False) as store:
+                for prefix in dict.fromkeys(p for p in (e.id, e.params_file, e.layers_file) if p):
+                    for annotation in store.list(prefix=prefix, status="approved"):
+                        annotations[annotation.id] = annotation
+    except (AnnotationStoreError, sqlite3.Error) as error:
+        print(f"alexnet-archive: annotations not shown: {path}: {error}", file=sys.stderr)
+    return notes, [annotations[key] for key in sorted(annotations)]
+
+
+def _resolved(anchor, archive):
+    from annotations.anchors import AnchorError, resolve
+
+    try:
+        return resolve(anchor, archive)
+    except AnchorError:
+        return None  # a visitor's anchor the release no longer has: shown as written
+
+
+def _notes_json(archive, notes, annotations) -> dict:
+    """The JSON twins' extra keys: each note and approved annotation with where it lands."""
+    def places(anchors) -> list[dict]:
+        return [r.to_json() for r in (_resolved(a, archive) for a in anchors) if r is not None]
+
+    return {"notes": [{**note.to_json(), "resolved": places(note.anchors)} for note in notes],
+            "annotations": [{**a.to_json(), "resolved": places([a.anchor])} for a in annotations]}
+
+
+def _log_marks(e, notes, annotations) -> dict[int, list[str]]:
+    """params-file line -> the titles of the notes and annotations pinned to it."""
+    from annotations.anchors import AnchorError, parse_anchor
+
+    marks: dict[int, list[str]] = {}
+    for note in notes:
+        for anchor in note.anchors:
+            if anchor.kind == "line" and anchor.path == e.params_file:
+                marks.setdefault(anchor.line, []).append(f"note: {note.title}")
+    for annotation in annotations:
+        try:
+            anchor = parse_anchor(annotation.anchor)
+        except AnchorError:
+            continue
+        if anchor.kind == "line" and anchor.path == e.params_file:
+            marks.setdefault(anchor.line, []).append(f"annotation #{annotation.id} by {annotation.author}")
+    return marks
+
+
+def _width() -> int:
+    import shutil
+
+    return max(60, min(shutil.get_terminal_size((88, 24)).columns, 100))
+
+
+def _notes_section(archive, notes, annotations) -> list[str]:
+    """"notes" and "annotations" sections: each item under the places it is pinned to
+    (file:line and the line as written), its Markdown as wrapped plain text."""
+    if not notes and not annotations:
+        return []
+    width = _width()
+    out: list[str] = []
+
+    def place_lines(anchors) -> list[str]:
+        lines = []
+        for anchor in anchors:
+            resolved = _resolved(anchor, archive)
+            if getattr(anchor, "kind", None) == "experiment" or (resolved and resolved.anchor.kind == "experiment"):
+                lines.append(f"    ▸ #{anchor}, the experiment as a whole")
+                continue
+            if resolved is None:
+                lines.append(f"    ▸ {anchor}")
+                continue
+            where = f"{resolved.span.path}:{resolved.span.line}"
+            text = resolved.text.strip()
+            shown = f"{anchor}  →  {where}" if str(anchor) != where else where
+            lines.append(_clip(f"    ▸ {shown}" + (f"  {text}" if text else ""), width))
+        return lines
+
+    if notes:
+        out += ["", "notes"]
+        for note in notes:
+            out.append(f"  {note.title}" + ("  (interpretation)" if note.interpretation else ""))
+            out += place_lines(note.anchors)
+            out += markdown_text(note.html, width, "    ")
+            cited = [c.text for c in note.sources]
+            if cited:
+                out += _wrap("sources: " + "; ".join(cited), width, "    ", "      ")
+            out.append("")
+        out.pop()
+    if annotations:
+        out += ["", "annotations"]
+        for a in annotations:
+            edited = f", edited {_when(a.edited)}" if a.edited else ""
+            out.append(f"  #{a.id} by {a.author} ({a.role}), {_when(a.created)}{edited}")
+            out += place_lines([a.anchor])
+            out += markdown_text(a.html, width, "    ")
+            out.append("")
+        out.pop()
+    return out
+
+
+def _when(timestamp: str) -> str:
+    """"2024-05-01T12:00:00.000+00:00" -> "2024-05-01 12:00 UTC" (the store keeps UTC)."""
+    return timestamp[:16].replace("T", " ") + " UTC" if len(timestamp) >= 16 else timestamp
+
+
+def _clip(text: str, width: int) -> str:
+    return text if len(text) <= width else text[:width - 1] + "…"
+
+
+def _wrap(text: str, width: int, first: str, rest: str) -> list[str]:
+    import textwrap
+
+    return textwrap.wrap(text, width, initial_indent=first, subsequent_indent=rest,
+                         break_long_words=False, break_on_hyphens=False) or [first.rstrip()]
+
+
+def markdown_text(html: str, width: int, indent: str = "") -> list[str]:
+    """Rendered Markdown (our own renderers' safe HTML) as terminal lines: paragraphs wrapped,
+    list items bulleted, code blocks kept as written, a link's address after its text."""
+    from html.parser import HTMLParser
+
+    blocks: list[tuple[str, str]] = []   # (prefix or "pre", text)
+
+    class Reader(HTMLParser):
+        def __init__(self):
+            super().__init__(convert_charrefs=True)
+            self.text: list[str] = []
+            self.prefix = ""
+            self.pre = False
+            self.lists: list[list[int | None]] = []   # [counter or None for bullets]
+            self.links: list[str | None] = []
+
+        def flush(self):
+            text = "".join(self.text)
+            if self.pre:
+                blocks.append(("pre", text.rstrip("\n")))
+            elif text.strip():
+                blocks.append((self.prefix, " ".join(text.split())))
+            self.text, self.prefix = [], ""
+
+        def handle_starttag(self, tag, attrs):
+            attributes = dict(attrs)
+            if tag in ("p", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote", "tr", "hr", "table"):
+                self.flush()
+            elif tag == "pre":
+                self.flush()
+                self.pre = True
+            elif tag in ("ul", "ol"):
+                self.flush()
+                self.lists.append([1 if tag == "ol" else None])
+            elif tag == "li":
+                self.flush()
+                depth = "  " * max(len(self.lists) - 1, 0)
+                counter = self.lists[-1] if self.lists else [None]
+                if counter[0] is None:
+                    self.prefix = depth + "• "
+                else:
+                    self.prefix = f"{depth}{counter[0]}. "
+                    counter[0] += 1
+            elif tag == "br":
+                self.text.append(" ")
+            elif tag in ("td", "th"):
+                self.text.append(" | " if self.text else "")
+            elif tag == "a":
+                self.links.append(attributes.get("href"))
+            elif tag == "img":
+                self.text.append(attributes.get("alt") or "")
+
+        def handle_endtag(self, tag):
+            if tag == "pre":
+                self.flush()
+                self.pre = False
+            elif tag in ("p", "li", "h1", "h2", "h3", "h4", "h5", "h6", "tr"):
+                self.flush()
+            elif tag in ("ul", "ol"):
+                self.flush()
+                if self.lists:
+                    self.lists.pop()
+            elif tag == "a" and self.links:
+                href = self.links.pop()
+                if href and not href.startswith("#") and href not in "".join(self.text):
+                    self.text.append(f" <{href}>")
+
+        def handle_data(self, data):
+            self.text.append(data)
+
+    reader = Reader()
+    reader.feed(html)
+    reader.close()
+    reader.flush()
+    lines: list[str] = []
+    for prefix, text in blocks:
+        if lines:
+            lines.append("")
+        if prefix == "pre":
+            lines += [f"{indent}    {line}".rstrip() for line in text.split("\n")]
+        else:
+            lines += _wrap(text, width, indent + prefix, indent + " " * len(prefix))
+    return lines
+
+
+def _first_sentence(markdown: str) -> str:
+    import re
+
+    from annotations.markdown import render_curated
+
+    paragraph = (markdown_text(render_curated(markdown), 10_000) or [""])[0]
+    # A sentence ends at . ! ? before a space ("0.01" does not end one), not after "e.g." and the like.
+    match = re.match(r"(.+?(?<!\be\.g)(?<!\bi\.e)(?<!\bcf)(?<!\bvs)(?<!\betc)[.!?])\s+(?=\S)", paragraph)
+    return match.group(1) if match else paragraph
+
+
+def _hyperlink(text: str, url: str) -> str:
+    """OSC 8: a terminal hyperlink; terminals that do not know it show the text alone."""
+    return f"\x1b]8;;{url}\x1b\\{text}\x1b]8;;\x1b\\"
+
+
+def _stdout_is_terminal() -> bool:
+    return sys.stdout.isatty()
+
+
+def _terms_of(e) -> list[str]:
+    """The words `show` prints that the glossary may explain: layer types, neurons, the params
+    keys (release spelling) and schedule kinds, in the order they are printed."""
+    from archive.layers import parse_neuron
+
+    words: list[str] = []
+    if e.layers is not None:
+        words += [layer.type for layer in e.layers.layers]
+        for layer in e.layers.layers:
+            if layer.neuron:
+                parsed = parse_neuron(layer.neuron)
+                words.append(parsed[0] if parsed else layer.neuron)
+    for section in e.params.layers:
+        for key, value in section.values.items():
+            words.append(key)
+            kind = getattr(value, "kind", None)
+            if isinstance(kind, str):
+                words.append(kind)
+    return words
+
+
+def _terms_footer(e, args) -> list[str]:
+    """"terms": one line per glossary entry the printed tables use."""
+    from annotations.glossary import load_glossary, terms_named
+
+    terms = terms_named(load_glossary(), _terms_of(e))
+    if not terms:
+        return []
+    site = (getattr(args, "site_url", None) or "").rstrip("/")
+    linked = bool(site) and _stdout_is_terminal() and not os.environ.get("NO_COLOR")
+    width = _width() if _stdout_is_terminal() else 10_000
+    out = ["", "terms  (alexnet-archive glossary TERM for the whole entry)"]
+    for term in terms:
+        modern = f" — {term.modern_name}" if term.modern_name else ""
+        # Cut before linking: the escape sequences take no room on screen.
+        line = _clip(f"  {term.term}{modern} — {_first_sentence(term.explanation)}", width)
+        if linked:
+            url = f"{site}/glossary#{term.slug}"
+            line = line.replace(term.term, _hyperlink(term.term, url), 1)
+        out.append(line)
+    return out
+
+
+def cmd_glossary(args) -> int:
+    import difflib
+
+    from annotations.glossary import glossary_json, load_glossary
+
+    glossary = load_glossary()
+    if args.term is None:
+        if args.json:
+            _print_json(glossary_json(glossary))
+            return 0
+        # One line per term: cut to the terminal's width there; whole first sentences in a pipe, for grep.
+        width = _width() if _stdout_is_terminal() else 10_000
+        out = [f"glossary of the 2012 code: {len(glossary)} terms"]
+        for kind, terms in glossary.by_kind().items():
+            out += ["", kind]
+            for term in terms:
+                modern = f" — {term.modern_name}" if term.modern_name else ""
+                out.append(_clip(f"  {term.term}{modern} — {_first_sentence(term.explanation)}", width))
+        print("\n".join(out))
+        return 0
+    term = glossary.lookup(args.term)
+    if term is None:
+        names = {name.lower(): t.term for t in glossary for name in t.names()}
+        near = dict.fromkeys(names[n] for n in difflib.get_close_matches(args.term.lower(), list(names), n=5))
+        hint = f" (did you mean {', '.join(near)}?)" if near else " (`alexnet-archive glossary` lists them all)"
+        return _fail(f"no glossary entry for {args.term!r}{hint}")
+    if args.json:
+        _print_json(term.to_json())
+        return 0
+    from annotations.markdown import render_curated
+
+    width = _width()
+    out = [f"{term.term}  ({', '.join(term.kinds)})"]
+    facts = [("modern name", term.modern_name or "none (a 2012 notion without a common name today)"),
+             ("origin", term.origin)]
+    if term.aliases:
+        facts.append(("aliases", ", ".join(term.aliases)))
+    if term.see:
+        facts.append(("see also", ", ".join(term.see)))
+    label_width = max(len(label) for label, _ in facts)
+    for label, value in facts:
+        out += _wrap(f"{label.ljust(label_width)}  {value}", width, "  ", "  " + " " * (label_width + 2))
+    out.append("")
+    out += markdown_text(render_curated(term.explanation), width, "  ")
+    print("\n".join(out))
+    return 0
+
+
+def _read_password(args) -> str | None:
+    """The new password: the first line of stdin (--password-stdin, or stdin not a terminal),
+    else asked twice without echo. None when the two answers differ."""
+    import getpass
+
+    if args.password_stdin or not sys.stdin.isatty():
+        return sys.stdin.readline().rstrip("\r\n")
+    first = getpass.getpass(f"password for curator {args.name}: ")
+    again = getpass.getpass("the same password again: ")
+    return first if first == again else None
+
+
+def cmd_curator(args) -> int:
+    from annotations.accounts import add_curator, check_curator_name
+    from annotations.store import AnnotationInputError, AnnotationStoreError
+
+    path = _db_path(args)
+    try:
+        if args.action == "list":
+            store = _open_store(path, create=False)
+            if store is None:
+                return _fail(_NO_DB.format(path=path))
+            with store:
+                curators = store.curators()
+            if args.json:
+                _print_json([c.to_json() for c in curators])
+                return 0
+            if not curators:
+                print(f"no curators in {path}; add one with `alexnet-archive curator add NAME`")
+                return 0
+            print(_table([[c.name, _when(c.created)] for c in curators], ["name", "created"]))
+            print(f"\n{len(curators)} curator{'s' if len(curators) != 1 else ''} in {path}")
+            return 0
+        if not args.name:
+            return _fail("curator add needs a NAME (e.g. `alexnet-archive curator add ada`)")
+        check_curator_name(args.name)  # before asking for a password
+        with _open_store(path, create=True) as store:
+            if store.curator(args.name) is not None and not args.replace:
+                return _fail(f"curator {args.name!r} exists already in {path} (--replace sets a new password)")
+            password = _read_password(args)
+            if password is None:
+                return _fail("the two passwords differ; nothing was changed")
+            if not password:
+                return _fail("no password given (on standard input: the first line)")
+            record = add_curator(store, args.name, password, replace=args.replace)
+    except AnnotationInputError as error:
+        return _fail(f"curator {args.action}: {error}")
+    except AnnotationStoreError as error:
+        return _fail(str(error))
+    if args.json:
+        _print_json({**record.to_json(), "db": str(path)})
+    else:
+        print(f"{'new password for' if args.replace else 'added'} curator {record.name} in {path}")
+    return 0
+
+
+def cmd_annotations(args) -> int:
+    from annotations.store import AnnotationInputError, AnnotationStoreError
+    from annotations.transfer import TransferError
+
+    path = _db_path(args)
+    try:
+        if args.action == "import":
+            return _import_annotations(args, path)
+        store = _open_store(path, create=False)
+        if store is None:
+            return _fail(_NO_DB.format(path=path))
+        with store:
+            if args.action == "export":
+                return _export_annotations(store, args.file or "-", path)
+            annotations = store.list(status=args.status, prefix=args.anchor.rstrip("/") if args.anchor else None)
+    except TransferError as error:
+        return _fail(f"{args.file}: {error}")
+    except (AnnotationInputError, AnnotationStoreError) as error:
+        return _fail(str(error))
+    if args.json:
+        _print_json([a.to_json() for a in annotations])
+        return 0
+    width = _width() if _stdout_is_terminal() else 10_000
+    rows = [[str(a.id), a.status, a.role, a.author, _when(a.created), a.anchor,
+             _clip(" ".join(a.body.split()), 60)] for a in annotations]
+    table = _table(rows, ["id", "status", "role", "author", "created", "anchor", "text"])
+    print("\n".join(_clip(line, width) for line in table.splitlines()))
+    print(f"\n{len(annotations)} annotation{'s' if len(annotations) != 1 else ''} in {path}")
+    return 0
+
+
+def _export_annotations(store, dest: str, path) -> int:
+    from annotations.transfer import export_jsonl
+
+    if dest == "-":
+        count = export_jsonl(store, sys.stdout)
+        sys.stdout.flush()
+    else:
+        with open(dest, "w", encoding="utf-8", newline="\n") as out:
+            count = export_jsonl(store, out)
+    print(f"exported {count} annotation{'s' if count != 1 else ''} from {path}"
+          + ("" if dest == "-" else f" to {dest}"), file=sys.stderr)
+    return 0
+
+
+def _import_annotations(args, path) -> int:
+    from annotations.transfer import import_jsonl
+
+    if not args.file:
+        return _fail("annotations import needs a FILE (JSON Lines from `annotations export`; - for stdin)")
+    try:
+        if args.file == "-":
+            lines = sys.stdin.read().split("\n")
+        else:
+            with open(args.file, encoding="utf-8") as source:
+                lines = source.read().split("\n")
+    except OSError as error:
+        return _fail(f"cannot read {args.file}: {error.strerror}")
+    except UnicodeDecodeError as error:
+        return _fail(f"{args.file}: not UTF-8 text (byte {error.start})")
+    with _open_store(path, create=True) as store:
+        report = import_jsonl(store, lines)
+    if args.json:
+        _print_json({**report.to_json(), "db": str(path)})
+    else:
+        print(f"imported {args.file} into {path}: {report.added} added, {report.extended} extended, "
+              f"{report.unchanged} unchanged")
     return 0
 
 

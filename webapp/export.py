@@ -29,7 +29,7 @@ class ExportReport:
 def planned_pages(site: Site) -> list[tuple[str, Callable[[Links], str | bytes]]]:
     """(canonical path, render) for every file of the export, in a stable order."""
     from .charts import chart_csv, chart_json, render_svg
-    from .pages import collection, compare, entrance, experiment, files, lineage, runs
+    from .pages import collection, compare, entrance, experiment, files, glossary, lineage, runs
 
     def html(template: str, view: Callable[[Links], dict], json_path: str | None):
         def render(links: Links) -> str:
@@ -60,6 +60,8 @@ def planned_pages(site: Site) -> list[tuple[str, Callable[[Links], str | bytes]]
         ("/lineage.json", data(lambda: lineage.lineage_data(site))),
         ("/files", html("files.html", lambda links: {"x": files.files_data(site), "title": "Files"}, "/files.json")),
         ("/files.json", data(lambda: files.files_data(site))),
+        ("/glossary", html("glossary.html", lambda links: glossary.glossary_view(site, links), "/glossary.json")),
+        ("/glossary.json", data(lambda: glossary.glossary_data(site))),
     ]
     for e in site.archive.sorted_experiments():
         path = f"/experiments/{e.id}"

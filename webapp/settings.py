@@ -2,11 +2,23 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 ARCHIVE_ENV = "ALEXNET_ARCHIVE"
 DB_ENV = "ALEXNET_ARCHIVE_DB"
+POST_LIMIT_ENV = "ALEXNET_ARCHIVE_POST_LIMIT"
+DEFAULT_POST_LIMIT = 5          # visitor notes per address ...
+POST_WINDOW_S = 600             # ... in this many seconds
+
+
+def _post_limit_from_env() -> int:
+    # Read here (not only in from_env) so that `serve` with one worker, which builds its
+    # Settings directly, honours the variable too.
+    try:
+        return max(0, int(os.environ.get(POST_LIMIT_ENV, DEFAULT_POST_LIMIT)))
+    except ValueError:
+        return DEFAULT_POST_LIMIT
 
 
 @dataclass(frozen=True, slots=True)
@@ -14,6 +26,8 @@ class Settings:
     archive: Path
     db: Path | None = None  # the annotations SQLite file (the annotations issue reads it)
     root_path: str = ""     # where the site is mounted behind a proxy ("" = the server's root)
+    # Visitor notes one client address may post per POST_WINDOW_S ($ALEXNET_ARCHIVE_POST_LIMIT).
+    post_limit: int = field(default_factory=_post_limit_from_env)
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -25,7 +39,8 @@ class Settings:
                    root_path=os.environ.get("ALEXNET_ARCHIVE_ROOT_PATH", ""))
 
     def to_env(self) -> dict[str, str]:
-        env = {ARCHIVE_ENV: str(self.archive), "ALEXNET_ARCHIVE_ROOT_PATH": self.root_path}
+        env = {ARCHIVE_ENV: str(self.archive), "ALEXNET_ARCHIVE_ROOT_PATH": self.root_path,
+               POST_LIMIT_ENV: str(self.post_limit)}
         if self.db is not None:
             env[DB_ENV] = str(self.db)
         return env

@@ -25,23 +25,61 @@ class Site:
     readable_files: dict[str, Path] = field(default_factory=dict)
     last_modified: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
     runs: object | None = None  # replay.store.RunStore: replays shown beside the history, when a db is set
+    # annotations.store.AnnotationStore on the same database file: visitor and curator notes.
+    annotations: object | None = None
 
     @classmethod
     def load(cls, settings: Settings) -> Site:
         archive = load_archive(settings.archive)
         files = checkout_files(Path(archive.root))
         newest = max((p.stat().st_mtime for p in files.values()), default=0.0)
-        runs = None
+        runs = annotation_store = None
         if settings.db is not None:
             from replay.store import RunStore  # standard library only: no NumPy for the site
 
             settings.db.parent.mkdir(parents=True, exist_ok=True)
             runs = RunStore(settings.db)
-        return cls(settings, archive, files, datetime.fromtimestamp(int(newest), timezone.utc), runs)
+            annotation_store = open_annotations(settings.db, archive)
+        return cls(settings, archive, files, datetime.fromtimestamp(int(newest), timezone.utc), runs,
+                   annotation_store)
 
     def runs_version(self) -> object:
-        """What the pages depend on besides the (immutable) archive: the stored replays."""
-        return self.runs.version() if self.runs is not None else None
+        """What the pages depend on besides the (immutable) archive: the stored replays and the
+        annotations. Both live in the one database file, so its stat (file and WAL) changes with
+        every write of either, which is what the page cache keys on."""
+        if self.runs is not None:
+            return self.runs.version()
+        return _file_version(self.settings.db) if self.annotations is not None else None
+
+    @cached_property
+    def notes(self) -> list:
+        """The curated museum notes (annotations/notes/*.md)."""
+        from annotations.notes import load_notes
+
+        return load_notes()
+
+    @cached_property
+    def glossary(self):
+        from annotations.glossary import load_glossary
+
+        return load_glossary()
+
+    @cached_property
+    def site_secret(self) -> bytes:
+        """The database's key for cookies and CSRF tokens (made once per database, kept)."""
+        if self.annotations is None:
+            raise RuntimeError("no annotations database")
+        return self.annotations.site_secret()
+
+    def canonical_anchor(self, anchor) -> str | None:
+        """The anchor as pages index it (keys spelt as the 2012 code did), or None when it
+        points at nothing in the release."""
+        from annotations.anchors import AnchorError, resolve
+
+        try:
+            return str(resolve(anchor, self.archive).canonical)
+        except AnchorError:
+            return None
 
     def replays(self, eid: str) -> list[dict]:
         """The stored replay runs of an experiment, with their curves."""
@@ -92,6 +130,25 @@ class Site:
             if e.layers_file:
                 owners.setdefault(e.layers_file, e.id)
         return owners
+
+
+def open_annotations(db: Path, archive: Archive):
+    """The annotation store on the site's database; an anchor must name a place in the release."""
+    from annotations.anchors import resolve
+    from annotations.store import AnnotationStore
+
+    return AnnotationStore(db, validate_anchor=lambda anchor: resolve(anchor, archive))
+
+
+def _file_version(path: Path | None) -> tuple:
+    stamps = []
+    for candidate in (path, path.with_name(path.name + "-wal")) if path else ():
+        try:
+            stat = candidate.stat()
+            stamps.append((stat.st_mtime_ns, stat.st_size))
+        except FileNotFoundError:
+            stamps.append(None)
+    return tuple(stamps)
 
 
 # Folders a checkout may have that are not part of the exhibit.

@@ -8,7 +8,6 @@ import gzip
 import html
 import http.client
 import io
-import json
 import re
 import xml.etree.ElementTree as ET
 from urllib.parse import urlsplit

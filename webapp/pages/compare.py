@@ -40,7 +40,7 @@ def _side(e) -> Side:
     return Side(e.id, layers=e.layers, params=e.params, logbook=e.logbook)
 
 
-def compare_data(site: Site, ids: list[str]) -> dict:
+def compare_data(site: Site, ids: list[str], margins=None) -> dict:
     experiments = [find_experiment(site, eid) for eid in ids]
     base = experiments[0]
     diffs = [diff_sides(_side(base), _side(other)) for other in experiments[1:]]
@@ -51,7 +51,15 @@ def compare_data(site: Site, ids: list[str]) -> dict:
         "diffs": [d.to_json() for d in diffs],
         "layers": aligned_layers(experiments),
         "params": aligned_params(experiments),
+        # The notes and approved annotations pinned to these experiments, their layers and keys.
+        **(margins if margins is not None else compare_margins(site, [e.id for e in experiments], Links())).twin(),
     }
+
+
+def compare_margins(site: Site, ids: list[str], links: Links):
+    from .annotations import margins
+
+    return margins(site, ids, [], links)
 
 
 def aligned_layers(experiments) -> list[dict]:
@@ -99,7 +107,18 @@ def _align(tables: list[dict[str, dict]], describe) -> list[dict]:
 def compare_view(site: Site, ids: list[str], links: Links) -> dict:
     from ..diagrams import network_svg
 
-    data = compare_data(site, ids)
+    from .annotations import anchor_ok, can_annotate, term_path
+
+    notes = compare_margins(site, ids, links)
+    # Layer notes are listed in the notes section and referenced from the aligned table's margin
+    # (a note may hold a table of its own, too wide for a cell): each copy gets its own id.
+    count = 0
+    for items in notes.layers.values():
+        for item in items:
+            if not item["id"]:
+                count += 1
+                item["id"] = f"layer-note-{count}"
+    data = compare_data(site, ids, notes)
     experiments = [find_experiment(site, eid) for eid in data["ids"]]
     base = experiments[0]
     networks = []
@@ -115,7 +134,8 @@ def compare_view(site: Site, ids: list[str], links: Links) -> dict:
         })
     charts = [chart_block(chart, data["permalink"], links) for chart in compare_charts(site, data["ids"]).values()]
     return {"c": data, "title": "Compare " + ", ".join(f"#{i}" for i in data["ids"]),
-            "networks": networks, "charts": charts}
+            "networks": networks, "charts": charts, "m": notes, "annotate_ok": can_annotate(site, links),
+            "term": lambda word: term_path(site, word), "anchor_ok": anchor_ok}
 
 
 def _layer_status(diff: dict, e, base) -> tuple[dict[str, str], tuple]:

@@ -9,6 +9,7 @@ from ..errors import NotFound
 from ..links import Links, compare_path
 from ..render import natural_size
 from ..site import Site
+from .annotations import anchor_ok, can_annotate, experiment_margins, term_path
 
 # The per-layer learning parameters shown beside each layer (layer-params-*.cfg keys).
 PARAM_KEYS = ("epsW", "epsB", "momW", "momB", "wc")
@@ -73,7 +74,8 @@ def log_runs(e: Experiment) -> list[dict]:
     return runs
 
 
-def experiment_data(site: Site, eid: str, *, replays: list[dict] | None = None, charts: list | None = None) -> dict:
+def experiment_data(site: Site, eid: str, *, replays: list[dict] | None = None, charts: list | None = None,
+                    margins=None) -> dict:
     """The JSON twin. The page passes the replays and charts it has already made, so nothing is
     read or reconstructed twice."""
     from ..charts import chart_json
@@ -90,6 +92,8 @@ def experiment_data(site: Site, eid: str, *, replays: list[dict] | None = None, 
                        | {"last_test": run["tests"][-1] if run["tests"] else None,
                           "train_points": len(run["train"])}
                        for run in replays]
+    # The curated notes and approved annotations pinned to it, its layers, keys and file lines.
+    data |= (margins if margins is not None else experiment_margins(site, e, Links())).twin()
     return data
 
 
@@ -99,7 +103,8 @@ def experiment_view(site: Site, eid: str, links: Links) -> dict:
     e = find_experiment(site, eid)
     replays = site.replays(e.id)
     made = site.charts_for(e, replays)
-    data = experiment_data(site, e.id, replays=replays, charts=made)
+    notes = experiment_margins(site, e, links)
+    data = experiment_data(site, e.id, replays=replays, charts=made, margins=notes)
     family = {e.id} | _tree_ids(site.archive.ancestors(e.id)) | _tree_ids(site.archive.descendants(e.id))
     charts = [chart_block(chart, f"/experiments/{e.id}", links) for chart in made]
     files = [(path, site.archive.cfg[path]) for path in (e.params_file, e.layers_file) if path]
@@ -113,6 +118,10 @@ def experiment_view(site: Site, eid: str, links: Links) -> dict:
         "charts": charts,
         "compare_links": [(p, compare_path([p, e.id])) for p in e.parents if p in site.archive.experiments],
         "files": [{"path": path, "lines": [(line.number, line.text) for line in cfg.lines]} for path, cfg in files],
+        "m": notes,
+        "annotate_ok": can_annotate(site, links),
+        "term": lambda word: term_path(site, word),
+        "anchor_ok": anchor_ok,
     }
 
 

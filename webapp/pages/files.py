@@ -17,7 +17,7 @@ def files_data(site: Site) -> dict:
                       for path, p in site.readable_files.items()]}
 
 
-def file_data(site: Site, path: str) -> dict:
+def file_data(site: Site, path: str, notes=None) -> dict:
     real = site.readable_files.get(path)
     if real is None:
         raise NotFound(f"There is no file {path!r} in this archive.")
@@ -28,11 +28,22 @@ def file_data(site: Site, path: str) -> dict:
             text = raw.decode("utf-8")
         except UnicodeDecodeError:
             text = raw.decode("latin-1")  # 2012 files are ASCII; never refuse to show one
+    if notes is None:
+        from ..links import Links
+        from .annotations import margins
+
+        notes = margins(site, [], [path], Links())
+    # The curated notes and approved annotations pinned to its lines.
     return {"path": path, "size": len(raw), "experiment": site.experiment_for_file.get(path),
-            "binary": text is None, "lines": text.splitlines() if text is not None else []}
+            "binary": text is None, "lines": text.splitlines() if text is not None else []} | notes.twin()
 
 
 def file_view(site: Site, path: str, links) -> dict:
-    data = file_data(site, path)
+    from .annotations import anchor_ok, can_annotate, margins
+
+    notes = margins(site, [], [path], links)
+    data = file_data(site, path, notes)
     parts = path.split("/")
-    return {"f": data, "title": path, "crumbs": parts}
+    return {"f": data, "title": path, "crumbs": parts, "line_notes": notes.lines_of(path),
+            # "+ note" beside every line: only where a line can be an anchor (a text file, a safe path).
+            "annotate_ok": can_annotate(site, links) and not data["binary"] and anchor_ok(f"{path}:1")}
