@@ -91,6 +91,10 @@ MIGRATIONS: list[tuple[str, ...]] = [
             params TEXT NOT NULL,               -- JSON: {"n", "r", "p", "dklen"}
             created TEXT NOT NULL
         )""",
+        """CREATE TABLE curator_logouts (
+            name TEXT PRIMARY KEY,              -- a curator who logged out
+            before_ms INTEGER NOT NULL          -- sessions issued at or before this (Unix ms) are over
+        )""",
         """CREATE TABLE site_secrets (
             name TEXT PRIMARY KEY,              -- 'site' (cookies, CSRF), 'address-salt'
             value BLOB NOT NULL,
@@ -561,6 +565,18 @@ class AnnotationStore:
             return None
         name, password_hash, salt, params, created = rows[0]
         return CuratorRecord(name, bytes(password_hash), bytes(salt), json.loads(params), created)
+
+    def end_sessions(self, name: str, before_ms: int) -> None:
+        """Logging out: every session of `name` issued at or before `before_ms` is over (the
+        cookies themselves cannot be taken back, so the server remembers)."""
+        self._write(lambda db: db.execute(
+            "INSERT INTO curator_logouts VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET "
+            "before_ms = max(before_ms, excluded.before_ms)", (name, int(before_ms))))
+
+    def sessions_ended_before(self, name: str) -> int:
+        """Unix ms: a session of `name` issued at or before this has been logged out (0: none)."""
+        rows = self._read("SELECT before_ms FROM curator_logouts WHERE name = ?", (name,))
+        return int(rows[0][0]) if rows else 0
 
     def curators(self) -> list[CuratorRecord]:
         names = [row[0] for row in self._read("SELECT name FROM curators ORDER BY name")]

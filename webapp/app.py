@@ -370,6 +370,8 @@ def _add_annotation_routes(app: FastAPI) -> None:
         session = auth.read_session(site.site_secret, request.cookies.get(auth.SESSION_COOKIE))
         if session is None or site.annotations.curator(session.curator) is None:
             return None  # altered, expired, or the account is gone
+        if session.issued_ms <= site.annotations.sessions_ended_before(session.curator):
+            return None  # logged out since
         return session
 
     def csrf_token(request: Request) -> str:
@@ -539,6 +541,8 @@ def _add_annotation_routes(app: FastAPI) -> None:
         session = curator_or_refusal(request, form)
         if isinstance(session, Response):
             return session
+        # Every session of this curator issued until now ends, copies of the cookie included.
+        site_of(request).annotations.end_sessions(session.curator, int(time.time() * 1000))
         response = see_other(request, "/")
         options = _cookie_options(request, 0)
         response.delete_cookie(auth.SESSION_COOKIE, path=options["path"], secure=options["secure"],

@@ -1,10 +1,12 @@
 """Curator sessions and CSRF tokens: HMAC-SHA256 under the database's site secret.
 
-Nothing is kept server-side: a cookie carries what it claims and a signature over it.
+A cookie carries what it claims and a signature over it; the server keeps only when each
+curator last logged out.
 
-- Session cookie ``curator``: ``NAME|EXPIRY|SIG`` with SIG = HMAC(secret, "session|NAME|EXPIRY")
-  (EXPIRY in Unix seconds). HttpOnly, SameSite=Lax, Secure on https. A session whose
-  curator no longer exists is refused (the caller checks the account).
+- Session cookie ``curator``: ``NAME|ISSUED|EXPIRY|SIG`` with SIG = HMAC(secret,
+  "session|NAME|ISSUED|EXPIRY") (ISSUED in Unix ms, EXPIRY in Unix seconds). HttpOnly,
+  SameSite=Lax, Secure on https. The caller refuses a session whose curator no longer exists
+  or logged out after it was issued (AnnotationStore.sessions_ended_before).
 - Visitor forms (annotate, login) use a double-submit token: GET sets the cookie ``csrf``
   to ``NONCE.SIG`` (SIG = HMAC(secret, "csrf|NONCE")) and puts the same token in the form;
   a POST must bring both, equal, and signed by this site. Another site can make a browser
@@ -12,7 +14,8 @@ Nothing is kept server-side: a cookie carries what it claims and a signature ove
 - Curator forms carry a per-session token, HMAC(secret, "curator-csrf|" + session cookie):
   it changes with every login and is worthless without the session.
 
-Signatures are compared in constant time (hmac.compare_digest).
+Signatures are compared in constant time (hmac.compare_digest). Logging out ends every session
+the curator had, copies of the cookie included.
 """
 from __future__ import annotations
 
@@ -59,6 +62,7 @@ def csrf_token_valid(secret: bytes, cookie: str | None, form: str | None) -> boo
 @dataclass(frozen=True, slots=True)
 class Session:
     curator: str
+    issued_ms: int
     expires: int
     cookie: str       # the cookie's value, which the per-session form token is derived from
 
@@ -68,9 +72,10 @@ class Session:
 
 def new_session(secret: bytes, curator: str, *, now: float | None = None,
                 seconds: int = SESSION_SECONDS) -> Session:
-    expires = int((time.time() if now is None else now) + seconds)
-    payload = f"{curator}|{expires}"
-    return Session(curator, expires, f"{payload}|{_sign(secret, 'session', payload)}")
+    now = time.time() if now is None else now
+    issued, expires = int(now * 1000), int(now + seconds)
+    payload = f"{curator}|{issued}|{expires}"
+    return Session(curator, issued, expires, f"{payload}|{_sign(secret, 'session', payload)}")
 
 
 def read_session(secret: bytes, cookie: str | None, *, now: float | None = None) -> Session | None:
@@ -78,14 +83,14 @@ def read_session(secret: bytes, cookie: str | None, *, now: float | None = None)
     if not cookie or len(cookie) > 300:
         return None
     parts = cookie.split("|")
-    if len(parts) != 3 or not parts[0] or not parts[1].isdigit():
+    if len(parts) != 4 or not parts[0] or not parts[1].isdigit() or not parts[2].isdigit():
         return None
-    name, expires, signature = parts
-    if not _same(signature, _sign(secret, "session", f"{name}|{expires}")):
+    name, issued, expires, signature = parts
+    if not _same(signature, _sign(secret, "session", f"{name}|{issued}|{expires}")):
         return None
     if int(expires) <= (time.time() if now is None else now):
         return None
-    return Session(name, int(expires), cookie)
+    return Session(name, int(issued), int(expires), cookie)
 
 
 def session_form_token(secret: bytes, session: Session) -> str:

@@ -14,6 +14,7 @@ from markupsafe import escape
 from pagecheck import check_page
 
 CURATOR, PASSWORD = "ada", "correct horse battery staple"
+LEAVING = "grace"  # a second curator, for logging out without ending ada's sessions
 
 
 @pytest.fixture(scope="module")
@@ -28,6 +29,7 @@ def db_site(site, tmp_path_factory):
     settings = dataclasses.replace(site.settings, db=db, post_limit=1000)
     built = dataclasses.replace(site, settings=settings, runs=RunStore(db), annotations=open_annotations(db, site.archive))
     add_curator(built.annotations, CURATOR, PASSWORD)
+    add_curator(built.annotations, LEAVING, PASSWORD)
     return built
 
 
@@ -356,19 +358,28 @@ def test_a_visitor_cannot_reach_the_curators_desk(app, db_site):
 def test_login_cookie_flags_and_wrong_passwords(app):
     client = visitor(app, "203.0.113.80")
     token = re.search(r'name="csrf" value="([^"]+)"', client.get("/curator/login").text).group(1)
-    wrong = client.post("/curator/login", data={"name": CURATOR, "password": "not the password", "csrf": token})
+    wrong = client.post("/curator/login", data={"name": LEAVING, "password": "not the password", "csrf": token})
     assert wrong.status_code == 403 and "do not match" in wrong.text and "curator" not in client.cookies
-    assert client.post("/curator/login", data={"name": CURATOR, "password": PASSWORD}).status_code == 403  # no CSRF
-    ok = client.post("/curator/login", data={"name": CURATOR, "password": PASSWORD, "csrf": token})
+    assert client.post("/curator/login", data={"name": LEAVING, "password": PASSWORD}).status_code == 403  # no CSRF
+    ok = client.post("/curator/login", data={"name": LEAVING, "password": PASSWORD, "csrf": token})
     cookie = next(v for k, v in ok.headers.multi_items() if k == "set-cookie" and v.startswith("curator="))
     assert "HttpOnly" in cookie and "SameSite=lax" in cookie and "Secure" not in cookie
     desk = client.get("/curator")
     assert desk.status_code == 200 and desk.headers["cache-control"] == "no-store"
     assert "x-page-cache" not in desk.headers and "etag" not in desk.headers
     desk_token = re.search(r'name="csrf" value="([^"]+)"', desk.text).group(1)
+    copied = client.cookies["curator"]  # e.g. left in another browser
     out = client.post("/curator/logout", data={"csrf": desk_token})
     assert out.status_code == 303 and "curator" not in client.cookies
     assert client.get("/curator").status_code == 303
+    # The server remembers the logout: the copied cookie no longer opens the desk.
+    other = visitor(app, "203.0.113.82")
+    other.cookies.set("curator", copied)
+    assert other.get("/curator").status_code == 303 and other.get("/curator.json").status_code == 403
+    # A fresh login works again.
+    token = re.search(r'name="csrf" value="([^"]+)"', other.get("/curator/login").text).group(1)
+    assert other.post("/curator/login", data={"name": LEAVING, "password": PASSWORD, "csrf": token}).status_code == 303
+    assert other.get("/curator").status_code == 200
 
     https = visitor(app, "203.0.113.81", base_url="https://testserver")
     token = re.search(r'name="csrf" value="([^"]+)"', https.get("/curator/login").text).group(1)
