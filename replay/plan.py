@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from archive.params import Schedule
 from archive.source import ArchiveError, SourceSpan
 
-from .schedule import Timetable, constant_timetable, epsw_timetables
+from .schedule import Timetable, constant_timetable, epsw_timetables, logged_setting_timetables
 
 __all__ = ["build_plan", "format_plan", "ReplayPlan", "PlanLayer", "ParamTensor", "CrossEdge",
            "Transfer", "GpuMemory", "LoggedChange", "FLOP_RULES", "MEMORY_RULE", "FLOAT_BYTES"]
@@ -228,6 +228,9 @@ class ReplayPlan:
     transfers: tuple[Transfer, ...]
     other_changes: tuple[LoggedChange, ...]
     notes: tuple[str, ...]
+    # Settings the log changed by hand, over the epochs (schedule.logged_setting_timetables).
+    color_noise: Timetable = field(default_factory=lambda: constant_timetable(0.0, "convnet.py", "default"))
+    dropout: dict[str, Timetable] = field(default_factory=dict)  # hs layer -> its `enable`
     # per GPU: fixed (training) bytes and activation bytes per case, for memory()
     _gpu_fixed: tuple[tuple[int, int | None, int | None, int | None], ...] = field(repr=False, default=())
     _gpu_per_case: tuple[int | None, ...] = field(repr=False, default=())
@@ -286,6 +289,8 @@ class ReplayPlan:
             "edges": [e.to_json() for e in self.edges],
             "transfers": [t.to_json() for t in self.transfers],
             "other_changes": [c.to_json() for c in self.other_changes],
+            "color_noise": self.color_noise.to_json(),
+            "dropout": {name: table.to_json() for name, table in self.dropout.items()},
             "notes": list(self.notes),
             "totals": {"params": self.total_params(), "flops_per_image": self.flops_per_image(),
                        "weight_flops_per_image": self.weight_flops_per_image(), "minibatch": minibatch,
@@ -645,7 +650,13 @@ def build_plan(experiment, *, as_written: bool = False, num_gpus: int | None = N
                              d.split_from, d.params, _flops(d, by_name), consumer[d.name], d.source,
                              d.settings, d.derived) for d in drafts)
 
-    # What the log changed that this plan does not apply.
+    # Color noise and dropout as the log changed them; what else it changed is listed, not applied.
+    color_noise, dropout = logged_setting_timetables(experiment, as_written=as_written)
+    hs_names = {d.name for d in drafts if d.type == "hs"}
+    for name in sorted(set(dropout) - hs_names):
+        notes.append(f"the log enables dropout on {name!r}, which is no hs layer of this net; ignored")
+    dropout = {name: table for name, table in dropout.items() if name in hs_names}
+    applied = {"epsw", "color noise", "dropout"}
     own = {run.index for run in experiment.own_runs}
     others: list[LoggedChange] = []
     for entry in experiment.logbook.entries:
@@ -653,11 +664,13 @@ def build_plan(experiment, *, as_written: bool = False, num_gpus: int | None = N
             continue
         if entry.kind == "event":
             for change in entry.changes:
-                if change.quantity != "epsw":
+                if change.quantity not in applied:
                     others.append(LoggedChange("event", entry.epoch, change.quantity, change.text.strip(),
                                                str(entry.span)))
         elif entry.kind == "init":
             for change in entry.settings:
+                if change.quantity == "color noise":
+                    continue
                 others.append(LoggedChange("init", entry.epoch, change.quantity, change.text.strip(),
                                            str(entry.span)))
 
@@ -666,6 +679,7 @@ def build_plan(experiment, *, as_written: bool = False, num_gpus: int | None = N
         as_written=as_written, num_gpus=num_gpus, input_size=experiment.input.size,
         input_channels=experiment.input.channels, layers=layers, params=tuple(tensors), edges=tuple(edges),
         transfers=tuple(transfers.values()), other_changes=tuple(others), notes=tuple(dict.fromkeys(notes)),
+        color_noise=color_noise, dropout=dropout,
         _gpu_fixed=tuple(fixed), _gpu_per_case=tuple(per_case))
 
 
@@ -723,6 +737,9 @@ def format_plan(plan: ReplayPlan, minibatch: int = 128) -> str:
         lines.append(f"  GPU {m.gpu}: {m.layers} layers, {_n(m.params)} params ({_mib(m.param_bytes)}), "
                      f"training state {_mib(m.training_param_bytes)}, activations {_mib(m.activation_bytes)}, "
                      f"total {_mib(m.total_bytes)}")
+    lines += ["", f"color noise (--color-noise, from the log): {_rate_text(plan.color_noise)}"]
+    for name, table in plan.dropout.items():
+        lines.append(f"dropout enable of {name} (from the log): {_rate_text(table)}")
     if plan.other_changes:
         lines += ["", "logged changes not applied by the plan:"]
         lines += [f"  {c.source}: {c.text}" for c in plan.other_changes]

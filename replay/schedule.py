@@ -193,3 +193,60 @@ def epsw_timetables(experiment) -> TimetableSet:
     notes += [f"{where}: the change has no epoch; the timetable places it at epoch {epoch:g}, the event before it"
               for where, epoch in undated.items()]
     return TimetableSet(tables, tuple(dict.fromkeys(notes)))
+
+
+def logged_setting_timetables(experiment, *, as_written: bool = False) -> tuple[Timetable, dict[str, Timetable]]:
+    """(color noise, {hs layer: enable}) over the epochs, from the log's events (SEMANTICS.md §1.1:
+    the files hold values as last edited; convnet.py's --color-noise and an hs layer's `enable`
+    were changed by hand, and the log says when):
+
+      "set color noise to 0 from 0.1" (epoch 44)  ->  0.1 until epoch 44, then 0
+      "color noise put back to 0.1" (a run's start) ->  that run starts at 0.1
+      "enabled dropout on hs3a,hs3b" (epoch 26)     ->  enable 0 until epoch 26, then 1 (all hs
+                                                      layers when it names none)
+
+    The runs are those the epsW timetables follow: all of them as one timeline, or only the last
+    when a restart overlaps an earlier run. Without a change, color noise is 0 (convnet.py's
+    default), `assumed`. as_written: the value the log ends with, throughout."""
+    history = epsw_history(experiment)
+    own = [run.index for run in experiment.own_runs]
+    runs = set(history.runs[-1].runs if history.overlap and history.runs else own)
+    hs_layers = [layer.name for layer in (experiment.layers.layers if experiment.layers else ())
+                 if layer.type == "hs"]
+    noise_start: Step | None = None
+    noise_steps: list[Step] = []
+    enable_steps: dict[str, list[Step]] = {}
+    last_epoch = 0.0
+    for entry in experiment.logbook.entries:
+        if entry.run not in runs:
+            continue
+        where = str(entry.span)
+        if entry.kind == "init":
+            for change in entry.settings:
+                if change.quantity == "color noise" and isinstance(change.new, (int, float)) and not noise_steps:
+                    noise_start = Step(0.0, float(change.new), where, change.text.strip())
+            continue
+        if entry.kind != "event":
+            continue
+        epoch = entry.epoch if entry.epoch is not None else last_epoch  # an undated change: with the one before
+        last_epoch = epoch
+        for change in entry.changes:
+            if change.quantity == "color noise" and isinstance(change.new, (int, float)):
+                if noise_start is None and isinstance(change.old, (int, float)):
+                    noise_start = Step(0.0, float(change.old), where, f"before: {change.text.strip()}")
+                noise_steps.append(Step(float(epoch), float(change.new), where, change.text.strip()))
+            elif change.quantity == "dropout" and change.action in ("enable", "disable"):
+                value = 1.0 if change.action == "enable" else 0.0
+                for name in (change.layers or hs_layers):
+                    steps = enable_steps.setdefault(name, [Step(0.0, 1.0 - value, where, f"before: "
+                                                                f"{change.text.strip()}")])
+                    steps.append(Step(float(epoch), value, where, change.text.strip()))
+    assumed = noise_start is None
+    noise_start = noise_start or Step(0.0, 0.0, "convnet.py", "--color-noise default 0: the log names none")
+    noise = Timetable(tuple([noise_start] + noise_steps), assumed=assumed)
+    enables = {name: Timetable(tuple(steps)) for name, steps in enable_steps.items()}
+    if as_written:
+        final = noise.steps[-1]
+        noise = Timetable((Step(0.0, final.value, final.source, "as last set, throughout"),), assumed=assumed)
+        enables = {}  # the params file's enable= (as last edited) throughout
+    return noise, enables

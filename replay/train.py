@@ -35,7 +35,7 @@ class TrainOptions:
     batch_size: int = 10_000        # images per "batch file"
     test_freq: int = 50             # batch files between test passes (convnet.py's default)
     crop_border: int | None = None  # None: what the data and the net's input size imply
-    color_noise: float = 0.0
+    color_noise: float | None = None  # None: as the log set it over the epochs (plan.color_noise)
     multiview_test: bool = False
     test_one: bool = True           # gpumodel.py's --test-one: each test pass reads the next test batch file
     seed: int = 0
@@ -167,7 +167,9 @@ class Trainer:
             if o.max_minibatches is not None and s.minibatches_done >= o.max_minibatches:
                 return False
             index = np.arange(s.minibatch_position * o.mini, min((s.minibatch_position + 1) * o.mini, len(images)))
-            data, labels = train_batch(self.data, index, self.cropping, self.train_rng, o.color_noise, images)
+            self.net.epoch = s.epoch
+            noise = o.color_noise if o.color_noise is not None else self.net.plan.color_noise.value_at(s.epoch)
+            data, labels = train_batch(self.data, index, self.cropping, self.train_rng, noise, images)
             costs = self.net.forward(data, labels, train=True, rng=self.train_rng)
             self.net.backward(labels)
             self.net.update(epoch=s.epoch, progress=progress, rng=self.update_rng)

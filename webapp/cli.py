@@ -110,7 +110,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--test-freq", type=int, default=50, help="batch files between test passes")
     sub.add_argument("--crop-border", type=int, default=None, help="pixels cropped on each side (default: what "
                      "the data's and the net's image sizes imply)")
-    sub.add_argument("--color-noise", type=float, default=0.0)
+    sub.add_argument("--color-noise", type=float, default=None, help="PCA colour noise scale throughout "
+                     "(default: as the log set it, epoch by epoch; see --plan)")
     sub.add_argument("--multiview-test", type=int, choices=(0, 1), default=0)
     sub.add_argument("--seed", type=int, default=0)
     sub.add_argument("--fix", action="append", default=[], metavar="NAME", help="correct a 2012 bug (see --plan)")

@@ -164,3 +164,58 @@ def test_170_follows_the_last_run(release):
     conv1a = tables.tables[("conv1a", 0)]
     assert [(s.epoch, s.value) for s in conv1a.steps] == [(0.0, e.params["conv1a"].inputs[0].epsW)]
     assert any("the timetables follow run 5" in n for n in tables.notes)
+
+
+def _steps(table):
+    return [(step.epoch, step.value) for step in table.steps]
+
+
+def test_color_noise_follows_the_log(release, archive_root):
+    # layer-params-98-16kinit.cfg: "epoch 44: ... set color noise to 0 from 0.1"
+    plan = build_plan(release.experiment("98-16kinit"))
+    assert _steps(plan.color_noise) == [(0.0, 0.1), (44.0, 0.0)] and not plan.color_noise.assumed
+    line = int(plan.color_noise.steps[1].source.rsplit(":", 1)[1])  # the event's first line
+    lines = (archive_root / "layers" / "layer-params-98-16kinit.cfg").read_text().splitlines()
+    assert lines[line - 1].startswith("# epoch 44:") and "set color noise to 0 from 0.1" in lines[line]
+    assert plan.color_noise.value_at(43) == pytest.approx(0.1) and plan.color_noise.value_at(44) == 0.0
+    # as written: the value the log ends with, throughout
+    assert _steps(build_plan(release.experiment("98-16kinit"), as_written=True).color_noise) == [(0.0, 0.0)]
+    # #145 restarted; its last run starts "color noise put back to 0.1" and drops it at 124
+    assert _steps(build_plan(release.experiment("145")).color_noise) == [(0.0, 0.1), (124.0, 0.0)]
+    # a log that never mentions it: convnet.py's default 0, marked assumed
+    cifar = build_plan(release.experiment("cifar-18pct-noisylr"))
+    assert _steps(cifar.color_noise) == [(0.0, 0.0)] and cifar.color_noise.assumed
+    assert not any(c.quantity == "color noise" for c in plan.other_changes)
+
+
+def test_dropout_is_enabled_when_the_log_says(release):
+    every = build_plan(release.experiment("96-16k"))  # "enabled dropout" (no layer named: all hs layers)
+    hs = sorted(layer.name for layer in every.layers if layer.type == "hs")
+    assert sorted(every.dropout) == hs and hs
+    assert all(_steps(table) == [(0.0, 0.0), (6.0, 1.0)] for table in every.dropout.values())
+    named = build_plan(release.experiment("109"))  # "enabled dropout on hs3a,hs3b" at epoch 26
+    assert {name: _steps(t) for name, t in named.dropout.items()} == {"hs3a": [(0.0, 0.0), (26.0, 1.0)],
+                                                                      "hs3b": [(0.0, 0.0), (26.0, 1.0)]}
+    assert build_plan(release.experiment("109"), as_written=True).dropout == {}
+
+
+def test_the_network_drops_out_from_the_logged_epoch(release):
+    from replay.network import Network
+
+    experiment = release.experiment("109")
+    plan = build_plan(experiment)
+    net = Network(plan, experiment, rng=np.random.default_rng(0))
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(3 * plan.input_size ** 2, 2)).astype(np.float32)
+    labels = np.zeros((1, 2), dtype=np.float32)
+    hs3a = plan.layer("hs3a")
+    outputs = {}
+    for epoch in (25, 26):
+        net.epoch = epoch
+        net.forward(x, labels, train=True, rng=np.random.default_rng(2))
+        outputs[epoch] = (net.output(hs3a.inputs[0]).copy(), net.output("hs3a").copy())
+    before_in, before_out = outputs[25]
+    after_in, after_out = outputs[26]
+    keep = np.float32(hs3a.settings["keep"])
+    np.testing.assert_array_equal(before_out, before_in * keep)  # enable 0: scaled by keep, nothing dropped
+    assert np.count_nonzero(after_out == 0) > np.count_nonzero(after_in == 0)  # enable 1: units dropped

@@ -96,3 +96,30 @@ def test_a_damaged_checkpoint_is_refused(release, tmp_path):
 def test_log_line_is_the_originals():
     assert log_line(26, 3, "logprob", (2 * 1.634692, 2 * 0.378533, 2 * 0.17236), 2, 1.5) == \
         "26.3... logprob: 1.634692, 0.378533, 0.172360 (1.500 sec)"
+
+
+def test_color_noise_follows_the_plan_epoch_by_epoch_unless_given(release, monkeypatch):
+    import dataclasses
+
+    import replay.train as train_module
+    from replay.schedule import Step, Timetable
+
+    seen: list[float] = []
+    original = train_module.train_batch
+
+    def recording(dataset, index, cropping, rng, color_noise=0.0, source=None):
+        seen.append(color_noise)
+        return original(dataset, index, cropping, rng, color_noise, source)
+
+    monkeypatch.setattr(train_module, "train_batch", recording)
+    experiment = release.experiment(NET)
+    plan = build_plan(experiment)
+    logged = Timetable((Step(0.0, 0.1, "log:1", "start"), Step(2.0, 0.0, "log:2", "set color noise to 0")))
+    plan = dataclasses.replace(plan, color_noise=logged)
+    data = synthetic_dataset(32, 10, train_size=16, test_size=8)
+    for given, expected in ((None, [0.1, 0.1, 0.0, 0.0]), (0.3, [0.3] * 4)):
+        seen.clear()
+        net = Network(plan, experiment, rng=np.random.default_rng(0))
+        options = TrainOptions(epochs=2, mini=8, batch_size=16, test_freq=100, color_noise=given)
+        Trainer(net, data, options, store=None, run_id=None, checkpoint=None, out=io.StringIO()).run()
+        assert seen == pytest.approx(expected)
