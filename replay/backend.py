@@ -21,10 +21,12 @@ bias gradients divided by N (§4.2). Keyword arguments are as in replay/backends
 | blur_/nailbed_forward, _backward            | blur, nailbed                  | kGaussianBlur, kBedOfNails       |
 | concat_, eltsum_, eltmax_forward/_backward  | concat, eltsum, eltmax         | layer.cu                         |
 
-Optional speed-up a backend may honour or ignore: conv_forward/local_forward take `saved=` (a dict, or None)
-to keep their im2col columns in, and conv_backward_weights/local_backward_weights take the same dict and use
-(and remove) them instead of recomputing; replay/network.py passes one per layer input on training passes.
-The results must not depend on it.
+Optional speed-ups a backend may honour or ignore; the results must not depend on them:
+- `saved=` (a dict, or None), one per layer input for the Network's life (replay/network.py): the
+  conv/local forward, data gradient and weight gradient keep their scratch in it (im2col columns,
+  padded images) to reuse it next minibatch, and the forward hands its columns to the weight
+  gradient, which takes them (pop) instead of recomputing. No returned array lives in it.
+- `add_conv_bias(..., out=)` may add in place.
 
 Rules that are not array operations (which neuron a string names, when softmax and logreg fuse)
 are shared by every backend and live beside the reference (numpy_ref.dense.parse_neuron,

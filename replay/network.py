@@ -110,6 +110,10 @@ class Network:
         self._initialise(rng)
         self._acts: dict[str, np.ndarray] = {}
         self._cache: dict[str, object] = {}
+        self.epoch: float | None = None  # set by the trainer: settings the log changed follow it
+        # (conv/local layer, input index) -> the backend's `saved` dict for that input, kept from minibatch
+        # to minibatch (see keep_im2col).
+        self._workspaces: dict[tuple[str, int], dict] = {}
         self.grads: dict[str, np.ndarray] = {}
 
     # --- set-up ---------------------------------------------------------------------------
@@ -283,11 +287,17 @@ class Network:
         t, s, d = layer.type, layer.settings, layer.derived
         if t in ("conv", "local"):
             run = self.ops.conv_forward if t == "conv" else self.ops.local_forward
-            y = sum(run(x, self.weights[self.param_key(layer.name, "weights", i)], **self._conv_geometry(layer, i),
-                        saved=self._im2col_store(layer, i, train)) for i, x in enumerate(inputs))
+            y = None
+            for i, x in enumerate(inputs):
+                part = run(x, self.weights[self.param_key(layer.name, "weights", i)], **self._conv_geometry(layer, i),
+                           saved=self._workspace(layer, i))
+                if y is None:
+                    y = part  # a new array of ours: later inputs and the bias are added into it in place
+                else:
+                    y += part
             shared = t == "conv" and bool(s.get("sharedBiases", True))
             return self.ops.add_conv_bias(y, self.weights[self.param_key(layer.name, "biases", None)],
-                                          shared=shared, filters=d["filters"])
+                                          shared=shared, filters=d["filters"], out=y)
         if t == "fc":
             ws = [self.weights[self.param_key(layer.name, "weights", i)] for i in range(len(inputs))]
             return self.ops.fc_forward(inputs, ws, self.weights[self.param_key(layer.name, "biases", None)])
@@ -313,7 +323,10 @@ class Network:
         if t == "softmax":
             return self.ops.softmax_forward(inputs[0])
         if t == "hs":
-            enable = bool(self._params_value(layer, "enable", True))
+            # the log's "enabled dropout" (plan.dropout) where it has one, else the params file's enable=
+            table = self.plan.dropout.get(layer.name)
+            enable = bool(table.value_at(self.epoch) if table is not None and self.epoch is not None
+                          else self._params_value(layer, "enable", True))
             y, mask = self.ops.dropout_forward(inputs[0], keep=float(s["keep"]), enable=enable, train=train, rng=rng)
             self._cache[layer.name] = (mask, enable, train)
             return y
@@ -330,16 +343,20 @@ class Network:
             return self.ops.eltmax_forward(inputs)
         raise ReplayError(f"{self._where(layer)}: no forward rule for {t!r}")
 
-    # The forward of a training pass keeps each conv/local input's im2col columns for the weight gradient of
-    # the same pass (numpy_ref/conv.py: `saved`); the weight gradient takes them out, so they are freed once
-    # used, and the next forward starts with an empty _cache. Costs memory (all of them are alive when the
-    # backward starts); set keep_im2col = False to compute them twice instead.
+    # Each conv/local input gets one `saved` dict (numpy_ref/conv.py) for the life of the network: the
+    # forward keeps its im2col columns there for the weight gradient of the same pass (which takes them
+    # out), and the memory of the columns and of the other large scratch arrays (padded image, data
+    # gradient sums) is reused by the next minibatch instead of being allocated afresh (a new 100 MB array
+    # page-faults on first touch, which costs about as much as filling it). So the columns of every
+    # conv/local input stay allocated between passes; the peak is what it was (a training pass has them all
+    # alive when its backward starts). Set keep_im2col = False to compute the columns twice and keep
+    # nothing (a lower peak, slower).
     keep_im2col = True
 
-    def _im2col_store(self, layer: PlanLayer, index: int, train: bool) -> dict | None:
-        if not (train and layer.grad_consumer and self.keep_im2col):
+    def _workspace(self, layer: PlanLayer, index: int) -> dict | None:
+        if not self.keep_im2col:
             return None
-        return self._cache.setdefault(("im2col", layer.name, index), {})
+        return self._workspaces.setdefault((layer.name, index), {})
 
     def _pool_geometry(self, layer: PlanLayer) -> dict:
         s, d = layer.settings, layer.derived
@@ -405,7 +422,8 @@ class Network:
         if t in ("conv", "local"):
             run = self.ops.conv_backward_data if t == "conv" else self.ops.local_backward_data
             return run(dy, self.weights[self.param_key(layer.name, "weights", index)],
-                       image_size=d["imgSize"][index], **self._conv_geometry(layer, index))
+                       image_size=d["imgSize"][index], **self._conv_geometry(layer, index),
+                       saved=self._workspace(layer, index))
         if t == "fc":
             return self.ops.fc_backward_data(dy, self.weights[self.param_key(layer.name, "weights", index)])
         y = self._acts[layer.name]
@@ -461,10 +479,10 @@ class Network:
             self.grads[key] = self.ops.fc_backward_weights(x, dy)
         elif layer.type == "conv":
             self.grads[key] = self.ops.conv_backward_weights(x, dy, partial_sum=int(layer.settings.get("partialSum", 0)),
-                                                             saved=self._cache.get(("im2col", layer.name, index)),
+                                                             saved=self._workspace(layer, index),
                                                              **self._conv_geometry(layer, index))
         else:
-            self.grads[key] = self.ops.local_backward_weights(x, dy, saved=self._cache.get(("im2col", layer.name, index)),
+            self.grads[key] = self.ops.local_backward_weights(x, dy, saved=self._workspace(layer, index),
                                                               **self._conv_geometry(layer, index))
 
     def _bias_grad(self, layer: PlanLayer, dy: np.ndarray) -> None:

@@ -33,8 +33,13 @@ the result has the dtype NumPy's promotion gives the operands. Inputs are never 
 
 Speed (the reference must still train a net in reasonable time on a CPU):
 - the forward's im2col columns can be handed to the weight gradient: pass the same dict as `saved=` to
-  conv_forward (which stores (x, columns) in it) and to conv_backward_weights (which pops them, so they are
-  freed as soon as they are used, and recomputes them if the entry is missing or was made from another x);
+  conv_forward (which stores (x, columns) in it as "patches") and to conv_backward_weights (which pops that
+  entry, and recomputes the columns if it is missing or was made from another x);
+- the same dict keeps this layer input's large scratch arrays (the im2col columns, the padded image) from
+  one call to the next, so a training loop that passes one dict per layer input every minibatch writes
+  into the same memory each time instead of a fresh 100 MB array whose first touch page-faults (that costs
+  about as much as the im2col itself). A scratch array is overwritten by the next call that gets the same
+  dict; it is never returned: every array these functions return is new and belongs to the caller;
 - the data gradient is one matrix product per filter tap (W_tap (Cf, Fg) @ dy (Fg, M·N)) added straight
   into the padded image through that tap's strided view, instead of one product into a (Cf·fs·fs, M·N)
   column buffer followed by col2im: the same sums in the same order, without the large buffer.
@@ -151,7 +156,18 @@ def _phase_rows(geo: _Geometry) -> int:
     return -(-(geo.padding + geo.image_size + geo.pad_after) // geo.stride)
 
 
-def _phases(x: np.ndarray, geo: _Geometry) -> np.ndarray:
+def _scratch(saved: dict | None, name: str, shape: tuple[int, ...], dtype) -> np.ndarray:
+    """An uninitialised array for this call's own use: the one `saved` keeps under `name` when its shape and
+    dtype fit, else a new one, which `saved` then keeps for the next call (module docstring: Speed)."""
+    if saved is None:
+        return np.empty(shape, dtype=dtype)
+    buffer = saved.get(name)
+    if buffer is None or buffer.shape != shape or buffer.dtype != dtype:
+        buffer = saved[name] = np.empty(shape, dtype=dtype)
+    return buffer
+
+
+def _phases(x: np.ndarray, geo: _Geometry, saved: dict | None = None) -> np.ndarray:
     """The image inside the zero border the modules read, split by stride phase: (C·S·S, N) ->
     (C, s, s, Y, Y, N), [c, a, b, i, j, n] = padded pixel (i·s + a, j·s + b) of image c, case n.
 
@@ -166,10 +182,20 @@ def _phases(x: np.ndarray, geo: _Geometry) -> np.ndarray:
     if side == s and p == 0:
         padded = images  # every read lies in the image (so s = 1): no copy
     else:
-        padded = np.zeros((c, side, side, n), dtype=x.dtype)
+        padded = _scratch(saved, "padded", (c, side, side, n), x.dtype)
+        # A reused buffer holds the last image: clear only the frame around the image, then copy it in.
+        padded[:, :p] = 0
+        padded[:, p + s:] = 0
+        padded[:, p:p + s, :p] = 0
+        padded[:, p:p + s, p + s:] = 0
         padded[:, p:p + s, p:p + s, :] = images
     rows = side // st
-    return np.ascontiguousarray(padded.reshape(c, rows, st, rows, st, n).transpose(0, 2, 4, 1, 3, 5))
+    phases = padded.reshape(c, rows, st, rows, st, n).transpose(0, 2, 4, 1, 3, 5)
+    if st == 1:
+        return phases  # one phase: the transpose only moves axes of length 1, still contiguous
+    out = _scratch(saved, "phases", phases.shape, x.dtype)
+    np.copyto(out, phases)
+    return out
 
 
 def _tap_view(phases: np.ndarray, geo: _Geometry, u: int, v: int) -> np.ndarray:
@@ -180,13 +206,13 @@ def _tap_view(phases: np.ndarray, geo: _Geometry, u: int, v: int) -> np.ndarray:
     return phases[:, u % st, v % st, i:i + mx, j:j + mx, :]
 
 
-def _patches(x: np.ndarray, geo: _Geometry) -> np.ndarray:
+def _patches(x: np.ndarray, geo: _Geometry, saved: dict | None = None) -> np.ndarray:
     """im2col: (C·S·S, N) -> (C, fs, fs, M, N); [c, u, v, m, n] = image c at the pixel tap (u, v) of module m
-    reads (0 outside the image)."""
+    reads (0 outside the image). Written into saved's scratch when given (module docstring: Speed)."""
     n = x.shape[1]
     c, fs, mx = geo.channels, geo.filter_size, geo.modules_x
-    phases = _phases(x, geo)
-    out = np.empty((c, fs, fs, mx, mx, n), dtype=x.dtype)
+    phases = _phases(x, geo, saved)
+    out = _scratch(saved, "columns", (c, fs, fs, mx, mx, n), x.dtype)
     for u in range(fs):
         for v in range(fs):
             out[:, u, v] = _tap_view(phases, geo, u, v)
@@ -200,24 +226,26 @@ def _save_patches(saved: dict | None, x: np.ndarray, patches: np.ndarray) -> Non
 
 
 def _saved_patches(saved: dict | None, x: np.ndarray, geo: _Geometry) -> np.ndarray:
-    """The columns conv_forward/local_forward kept for this very x, taken out of `saved` so that they are
-    freed once used; else im2col of x again."""
+    """The columns conv_forward/local_forward kept for this very x, taken out of `saved` (they are good for
+    one weight gradient: the next forward with this dict overwrites them); else im2col of x again."""
     source, patches = saved.pop("patches", (None, None)) if saved is not None else (None, None)
     expected = (geo.channels, geo.filter_size, geo.filter_size, geo.modules, x.shape[1])
-    if source is x and patches.shape == expected:
+    if source is x and patches.shape == expected and patches.dtype == x.dtype:
         return patches
-    return _patches(x, geo)
+    return _patches(x, geo, saved)
 
 
-def _image_grad(tap_cols, dtype, n: int, geo: _Geometry) -> np.ndarray:
+def _image_grad(tap_cols, dtype, n: int, geo: _Geometry, saved: dict | None = None) -> np.ndarray:
     """col2im, the adjoint of _patches, one filter tap at a time: tap_cols(g, u, v) gives group g's
     (Cf, M·N) columns for tap (u, v); each is added onto the pixels that tap read (its view of the padded
     image in _phases' layout; the modules of one tap hit distinct pixels, so += is exact), taps in (u, v)
-    order. Returns (C·S·S, N) without the padding (the exact adjoint, SEMANTICS §3.4 bwd)."""
+    order. Returns (C·S·S, N) without the padding (the exact adjoint, SEMANTICS §3.4 bwd), a new array; the
+    padded sums are scratch (saved's, when given)."""
     c, p, s, st, fs, mx = (geo.channels, geo.padding, geo.image_size, geo.stride, geo.filter_size,
                            geo.modules_x)
     rows = _phase_rows(geo)
-    phases = np.zeros((c, st, st, rows, rows, n), dtype=dtype)
+    phases = _scratch(saved, "image_grad", (c, st, st, rows, rows, n), dtype)
+    phases.fill(0)
     for g in range(geo.groups):
         for u in range(fs):
             for v in range(fs):
@@ -263,7 +291,8 @@ def conv_forward(x: np.ndarray, w: np.ndarray, *, channels: int, filter_size: in
     cross-correlation (no flip), X = 0 outside [0, S)². chan(g, c) = g·Cf + c, or conns[g·Cf + c] with
     randSparse. Follows cudaconv2 convFilterActs / convFilterActsSparse (filter_acts.cu, read in cc1 and cc2;
     called by src/layer.cu: ConvLayer::fpropActs). Several inputs: the caller sums the per-input results.
-    saved: a dict to keep this pass's im2col columns in, for conv_backward_weights (module docstring).
+    saved: a dict to keep this pass's im2col columns in, for conv_backward_weights, and to reuse scratch
+    arrays from the last call with the same dict (module docstring: Speed).
     """
     geo = _geometry(rows=x.shape[0], channels=channels, filter_size=filter_size, padding=padding,
                     stride=stride, groups=groups, filter_channels=filter_channels, modules_x=modules_x,
@@ -272,7 +301,7 @@ def conv_forward(x: np.ndarray, w: np.ndarray, *, channels: int, filter_size: in
     if w.shape[0] != geo.taps:
         raise ValueError(f"conv weights have {w.shape[0]} rows; expected Cf*fs*fs = {geo.taps}")
     n = x.shape[1]
-    patches = _patches(x, geo)
+    patches = _patches(x, geo, saved)
     _save_patches(saved, x, patches)
     dtype = np.result_type(x, w)
     y = np.empty((w.shape[1], geo.modules * n), dtype=dtype)
@@ -284,13 +313,14 @@ def conv_forward(x: np.ndarray, w: np.ndarray, *, channels: int, filter_size: in
 
 def conv_backward_data(dy: np.ndarray, w: np.ndarray, *, channels: int, filter_size: int, padding: int,
                        stride: int, groups: int = 1, filter_channels: int | None = None, modules_x: int,
-                       conns=None, image_size: int) -> np.ndarray:
+                       conns=None, image_size: int, saved: dict | None = None) -> np.ndarray:
     """d cost / d x for one input of a conv layer: the exact adjoint of conv_forward.
 
     dy (F·M, N), w (Cf·fs·fs, F) -> dx (C·S·S, N), S = image_size. Gradient that would land on the padding
     (or past the border) is dropped. Not divided by N. Follows cudaconv2 convImgActs / convImgActsSparse
     (img_acts.cu; src/layer.cu: ConvLayer::bpropActs). A consumer that is not the first to write the input's
-    gradient adds to it: the caller sums.
+    gradient adds to it: the caller sums. saved: a dict whose scratch arrays this call may reuse (module
+    docstring: Speed); the result is always a new array.
     """
     geo = _geometry(rows=channels * image_size * image_size, channels=channels, filter_size=filter_size,
                     padding=padding, stride=stride, groups=groups, filter_channels=filter_channels,
@@ -304,13 +334,13 @@ def conv_backward_data(dy: np.ndarray, w: np.ndarray, *, channels: int, filter_s
     dtype = np.result_type(dy, w)
     grad = dy.reshape(w.shape[1], geo.modules * n)
     taps = w.reshape(geo.filter_channels, filter_size, filter_size, w.shape[1])  # row (c·fs + u)·fs + v
-    buffer = np.empty((geo.filter_channels, geo.modules * n), dtype=dtype)  # reused by every tap
+    buffer = _scratch(saved, "tap_columns", (geo.filter_channels, geo.modules * n), dtype)  # for every tap
 
     def tap_cols(g: int, u: int, v: int) -> np.ndarray:
         # (Cf, Fg) @ (Fg, M·N): what group g's filters send back through tap (u, v) of every module
         return np.matmul(taps[:, u, v, g * fg:(g + 1) * fg], grad[g * fg:(g + 1) * fg], out=buffer)
 
-    return _image_grad(tap_cols, dtype, n, geo)
+    return _image_grad(tap_cols, dtype, n, geo, saved)
 
 
 def conv_backward_weights(x: np.ndarray, dy: np.ndarray, *, channels: int, filter_size: int, padding: int,
@@ -329,7 +359,7 @@ def conv_backward_weights(x: np.ndarray, dy: np.ndarray, *, channels: int, filte
     by 1/N, then the partials are summed in module order. Mathematically every partial_sum gives the same
     result; only float32 rounding differs.
 
-    saved: the dict conv_forward filled for this x; its columns are used (and removed) instead of
+    saved: the dict conv_forward filled for this x; its columns are used (and the entry removed) instead of
     recomputing them.
     """
     geo = _geometry(rows=x.shape[0], channels=channels, filter_size=filter_size, padding=padding,
@@ -360,19 +390,24 @@ def conv_backward_weights(x: np.ndarray, dy: np.ndarray, *, channels: int, filte
     return dw
 
 
-def add_conv_bias(y: np.ndarray, b: np.ndarray, *, shared: bool, filters: int) -> np.ndarray:
-    """y (F·M, N) plus the bias, as a new array (src/layer.cu: ConvLayer::fpropActs,
-    LocalUnsharedLayer::fpropActs). shared: b (F, 1), b[f] added to every module of filter f;
-    unshared (sharedBiases=0, and every local layer): b (F·M, 1), b[f·M + m] added to module m."""
+def add_conv_bias(y: np.ndarray, b: np.ndarray, *, shared: bool, filters: int,
+                  out: np.ndarray | None = None) -> np.ndarray:
+    """y (F·M, N) plus the bias (src/layer.cu: ConvLayer::fpropActs, LocalUnsharedLayer::fpropActs).
+    shared: b (F, 1), b[f] added to every module of filter f; unshared (sharedBiases=0, and every local
+    layer): b (F·M, 1), b[f·M + m] added to module m. The result is a new array, or `out` (a contiguous
+    array of y's shape and dtype, which may be y itself: a caller that owns y saves a copy)."""
     if y.shape[0] % filters:
         raise ValueError(f"{y.shape[0]} output rows are not {filters} filters of modules")
+    if out is None:
+        out = np.empty(y.shape, dtype=np.result_type(y, b))
     if shared:
         if b.shape != (filters, 1):
             raise ValueError(f"shared conv bias must be ({filters}, 1), got {b.shape}")
-        return (y.reshape(filters, -1) + b).reshape(y.shape)
+        np.add(y.reshape(filters, -1), b, out=out.reshape(filters, -1))
+        return out
     if b.shape != (y.shape[0], 1):
         raise ValueError(f"unshared bias must be ({y.shape[0]}, 1), got {b.shape}")
-    return y + b
+    return np.add(y, b, out=out)
 
 
 def conv_bias_grad(dy: np.ndarray, *, shared: bool, filters: int) -> np.ndarray:
@@ -414,7 +449,7 @@ def local_forward(x: np.ndarray, w: np.ndarray, *, channels: int, filter_size: i
     fg = _check_filters(w.shape[1], geo)
     wm = _local_weights(w, geo)
     n = x.shape[1]
-    patches = _patches(x, geo)
+    patches = _patches(x, geo, saved)
     _save_patches(saved, x, patches)
     y = np.empty((w.shape[1], geo.modules, n), dtype=np.result_type(x, w))
     for g in range(groups):
@@ -427,11 +462,12 @@ def local_forward(x: np.ndarray, w: np.ndarray, *, channels: int, filter_size: i
 
 def local_backward_data(dy: np.ndarray, w: np.ndarray, *, channels: int, filter_size: int, padding: int,
                         stride: int, groups: int = 1, filter_channels: int | None = None, modules_x: int,
-                        conns=None, image_size: int) -> np.ndarray:
+                        conns=None, image_size: int, saved: dict | None = None) -> np.ndarray:
     """d cost / d x for one input of a local layer, the exact adjoint of local_forward.
 
     dy (F·M, N), w (M·Cf·fs·fs, F) -> dx (C·S·S, N); padding contributions dropped; not divided by N
     (cudaconv2 localImgActs / localImgActsSparse; src/layer.cu: LocalUnsharedLayer::bpropActs).
+    saved: as in conv_backward_data.
     """
     geo = _geometry(rows=channels * image_size * image_size, channels=channels, filter_size=filter_size,
                     padding=padding, stride=stride, groups=groups, filter_channels=filter_channels,
@@ -453,7 +489,7 @@ def local_backward_data(dy: np.ndarray, w: np.ndarray, *, channels: int, filter_
                                                         geo.modules, n)
         return group_cols[:, u, v]
 
-    return _image_grad(tap_cols, dtype, n, geo)
+    return _image_grad(tap_cols, dtype, n, geo, saved)
 
 
 def local_backward_weights(x: np.ndarray, dy: np.ndarray, *, channels: int, filter_size: int, padding: int,
