@@ -37,3 +37,18 @@ def open_database(path: Path | str, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -
         db.close()
         raise
     return db
+
+
+def in_transaction(db: sqlite3.Connection, lock, statements):
+    """statements(db) as one write transaction: BEGIN IMMEDIATE (so concurrent writers queue at
+    the start, not at COMMIT), COMMIT, or ROLLBACK on any exception, all under the store's lock.
+    Returns what statements returned; sqlite3 errors propagate for the caller to name its file."""
+    with lock:
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            result = statements(db)
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+        return result

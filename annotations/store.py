@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from annotations.database import BUSY_TIMEOUT_MS, open_database
+from annotations.database import BUSY_TIMEOUT_MS, in_transaction, open_database
 from annotations.markdown import render_curated, render_visitor
 
 COMPONENT = "annotations"
@@ -318,18 +318,10 @@ class AnnotationStore:
     # --- plumbing -------------------------------------------------------------------------------
 
     def _write(self, statements):
-        with self._lock:
-            try:
-                self._db.execute("BEGIN IMMEDIATE")
-                try:
-                    result = statements(self._db)
-                except BaseException:
-                    self._db.execute("ROLLBACK")
-                    raise
-                self._db.execute("COMMIT")
-                return result
-            except sqlite3.DatabaseError as error:
-                raise AnnotationStoreError(f"{self.path}: {error}") from None
+        try:
+            return in_transaction(self._db, self._lock, statements)
+        except sqlite3.DatabaseError as error:
+            raise AnnotationStoreError(f"{self.path}: {error}") from None
 
     def _read(self, query: str, params: tuple = ()) -> list:
         with self._lock:

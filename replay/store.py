@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from annotations.database import open_database
+from annotations.database import in_transaction, open_database
 
 COMPONENT = "replay"
 SCHEMA_VERSION = 1
@@ -96,18 +96,10 @@ class RunStore:
         self._db.close()
 
     def _write(self, statements):
-        with self._lock:
-            try:
-                self._db.execute("BEGIN IMMEDIATE")
-                try:
-                    result = statements(self._db)
-                except BaseException:
-                    self._db.execute("ROLLBACK")
-                    raise
-                self._db.execute("COMMIT")
-                return result
-            except sqlite3.DatabaseError as error:
-                raise StoreError(f"{self.path}: {error}") from None
+        try:
+            return in_transaction(self._db, self._lock, statements)
+        except sqlite3.DatabaseError as error:
+            raise StoreError(f"{self.path}: {error}") from None
 
     def _migrate(self) -> None:
         def migrate(db):

@@ -533,14 +533,20 @@ def _add_annotation_routes(app: FastAPI) -> None:
             return csrf_refused(request)
         return session
 
-    @app.post("/curator/logout", **html)
-    async def logout(request: Request):
+    async def curator_post(request: Request) -> tuple[dict, auth.Session] | Response:
+        """A curator's form and session, or the refusal (bad form, no session, bad token)."""
         form = await read_form(request)
         if isinstance(form, Response):
             return form
         session = curator_or_refusal(request, form)
-        if isinstance(session, Response):
-            return session
+        return session if isinstance(session, Response) else (form, session)
+
+    @app.post("/curator/logout", **html)
+    async def logout(request: Request):
+        posted = await curator_post(request)
+        if isinstance(posted, Response):
+            return posted
+        _, session = posted
         # Every session of this curator issued until now ends, copies of the cookie included.
         site_of(request).annotations.end_sessions(session.curator, int(time.time() * 1000))
         response = see_other(request, "/")
@@ -570,12 +576,10 @@ def _add_annotation_routes(app: FastAPI) -> None:
 
     @app.post("/curator/annotations/{annotation_id}/status", **html)
     async def set_status(request: Request, annotation_id: int):
-        form = await read_form(request)
-        if isinstance(form, Response):
-            return form
-        session = curator_or_refusal(request, form)
-        if isinstance(session, Response):
-            return session
+        posted = await curator_post(request)
+        if isinstance(posted, Response):
+            return posted
+        form, session = posted
         try:
             await run_in_threadpool(site_of(request).annotations.set_status, annotation_id,
                                     form.get("status", ""), actor=session.curator)
@@ -586,12 +590,10 @@ def _add_annotation_routes(app: FastAPI) -> None:
 
     @app.post("/curator/annotations/{annotation_id}/edit", **html)
     async def edit(request: Request, annotation_id: int):
-        form = await read_form(request)
-        if isinstance(form, Response):
-            return form
-        session = curator_or_refusal(request, form)
-        if isinstance(session, Response):
-            return session
+        posted = await curator_post(request)
+        if isinstance(posted, Response):
+            return posted
+        form, session = posted
         try:
             await run_in_threadpool(site_of(request).annotations.edit, annotation_id, form.get("body", ""),
                                     editor=session.curator)
