@@ -62,3 +62,9 @@ def test_the_site_reads_runs_without_numpy():
     # webapp.site opens the runs database through replay.store, which is standard library only.
     loaded = modules_after("import replay.store")
     assert not {m for m in loaded if m.split(".")[0] in ("numpy", "cupy", "torch")}
+
+
+def test_the_cuda_backend_on_a_cpu_imports_no_cupy():
+    # cupy is imported only where an array is a cupy array (replay/backends/cuda/kernels.py)
+    loaded = modules_after("from replay.backends import get_backend\nget_backend('cuda')")
+    assert not {m for m in loaded if m.split(".")[0] in ("cupy", "torch", "fastapi")}
