@@ -4,7 +4,10 @@ Every tensor lives on the logical GPU its layer names (`gpu=`). An activation re
 on another GPU, and the gradient going back, cross only through `Transfers.copy`, which
 counts copies and bytes per batch (SEMANTICS.md §6: each layer's output is copied once to
 each other GPU that reads it). The NumPy reference keeps every "GPU" in host memory; the copy
-is still a real copy, so a layer can never read another GPU's buffer by accident.
+is still a real copy, so a layer can never read another GPU's buffer by accident. On the CUDA
+backend the same role is played by replay/backends/cuda/devices.py `LogicalGpus` (same counting
+API): each logical GPU's tensors live on its device, its work runs `with transfers.on(gpu)` (its
+stream and memory pool), and copies between GPUs are device-to-device, ordered by events.
 
 Layer by layer the rules are the backend's (replay/backends/numpy_ref): this module only wires
 them — which function, with which of the layer's settings (layer file) and parameters (params
@@ -14,6 +17,7 @@ SEMANTICS.md §3).
 from __future__ import annotations
 
 import re
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -54,6 +58,12 @@ class Transfers:
     bytes: int = 0
     per_batch: list[tuple[int, int]] = field(default_factory=list)
 
+    def on(self, gpu: int | None):
+        return nullcontext()  # every "GPU" is host memory: nothing to switch (devices.LogicalGpus.on)
+
+    def start_batch(self) -> None:
+        self.copies = self.bytes = 0
+
     def copy(self, array: np.ndarray, source: int | None, target: int | None) -> np.ndarray:
         if source is None or target is None or source == target or source < 0:
             return array  # host data (the data layer) is copied to each GPU anyway; not GPU-to-GPU traffic
@@ -83,7 +93,7 @@ def _per_input(value, index: int):
 class Network:
     def __init__(self, plan: ReplayPlan, experiment: Experiment, *, rng: np.random.Generator,
                  fixes: frozenset[str] = frozenset(), dtype=np.float32, backend=None,
-                 init_source: dict[str, np.ndarray] | None = None, init_source_name: str = ""):
+                 init_source: dict[str, np.ndarray] | None = None, init_source_name: str = "", devices=None):
         unknown = set(fixes) - set(FIXABLE)
         if unknown:
             raise ReplayError(f"--fix {', '.join(sorted(unknown))}: not a known 2012 bug "
@@ -96,7 +106,15 @@ class Network:
         for layer in plan.layers:
             for source in layer.inputs:
                 self.consumers[source].append(layer.name)
-        self.transfers = Transfers()
+        # The CUDA backend places tensors on logical GPUs (devices.LogicalGpus: cupy on a GPU, else the
+        # emulator's host world); the NumPy reference counts copies in host memory (Transfers).
+        self.on_cuda = getattr(self.ops, "name", "numpy") == "cuda"
+        if devices is None and self.on_cuda:
+            from .backends.cuda.devices import LogicalGpus, gpu_xp
+
+            devices = LogicalGpus(plan.num_gpus, gpu_xp() or np)
+        self.transfers = devices if devices is not None else Transfers()
+        self._param_gpu = {param.key: param.gpu for param in plan.params}
         self.weights: dict[str, np.ndarray] = {}
         self.momentum: dict[str, np.ndarray] = {}
         self.conns: dict[str, np.ndarray] = {}
@@ -108,6 +126,8 @@ class Network:
         for layer in plan.layers:
             self._check_supported(layer)
         self._initialise(rng)
+        if self.on_cuda:
+            self.load_from_host(self.to_host())  # each tensor onto its layer's logical GPU
         self._acts: dict[str, np.ndarray] = {}
         self._cache: dict[str, object] = {}
         self.epoch: float | None = None  # set by the trainer: settings the log changed follow it
@@ -249,7 +269,7 @@ class Network:
     def forward(self, data: np.ndarray, labels: np.ndarray, *, train: bool, rng: np.random.Generator) -> Costs:
         """One minibatch: data (3·S·S, N), labels (1, N). Keeps what backward needs."""
         self._acts, self._cache = {}, {}
-        self.transfers.copies = self.transfers.bytes = 0  # a batch's count starts with its forward pass
+        self.transfers.start_batch()  # a batch's count starts with its forward pass
         cases = data.shape[1]
         values: dict[str, tuple[float, ...]] = {}
         for name in self.order:
@@ -259,13 +279,14 @@ class Network:
                                     else labels).astype(self.dtype, copy=False)
                 continue
             inputs = [self._input(source, layer) for source in layer.inputs]
-            if layer.type == "cost.logreg":
-                labels_in, probs = inputs
-                topk = int(self._params_value(layer, "topk", 1) or 1)
-                values[name] = self.ops.logreg_cost(labels_in.astype(np.int64).reshape(-1), probs, topk=topk)
-                self._acts[name] = probs
-                continue
-            self._acts[name] = self._forward_layer(layer, inputs, train, rng)
+            with self.transfers.on(layer.gpu):
+                if layer.type == "cost.logreg":
+                    labels_in, probs = inputs
+                    topk = int(self._params_value(layer, "topk", 1) or 1)
+                    values[name] = self.ops.logreg_cost(labels_in.astype(np.int64).reshape(-1), probs, topk=topk)
+                    self._acts[name] = probs
+                    continue
+                self._acts[name] = self._forward_layer(layer, inputs, train, rng)
         return Costs(cases, values)
 
     def _input(self, source: str, layer: PlanLayer) -> np.ndarray:
@@ -375,28 +396,31 @@ class Network:
         for name in reversed(self.order):
             layer = self.layers[name]
             if layer.type == "cost.logreg":
-                self._logreg_backward(layer, labels, pending, fused)
+                with self.transfers.on(layer.gpu):
+                    self._logreg_backward(layer, labels, pending, fused)
                 continue
             if layer.type == "data" or name in fused or name not in pending or not layer.grad_consumer:
                 continue
             dy = pending.pop(name)
-            for index, source in enumerate(layer.inputs):
-                self._weight_grads(layer, index, dy)
-            for index, source in enumerate(layer.inputs):
-                producer = self.layers[source]
-                if producer.type == "data" or not producer.grad_consumer:
-                    continue
-                dx = self._input_grad(layer, index, dy, pending.get(source))
-                self._deposit(source, layer, dx, pending)
-            if layer.type in ("conv", "local", "fc"):
-                self._bias_grad(layer, dy)
+            with self.transfers.on(layer.gpu):
+                for index, source in enumerate(layer.inputs):
+                    self._weight_grads(layer, index, dy)
+                for index, source in enumerate(layer.inputs):
+                    producer = self.layers[source]
+                    if producer.type == "data" or not producer.grad_consumer:
+                        continue
+                    dx = self._input_grad(layer, index, dy, pending.get(source))
+                    self._deposit(source, layer, dx, pending)
+                if layer.type in ("conv", "local", "fc"):
+                    self._bias_grad(layer, dy)
         self.transfers.end_batch()
 
     def _deposit(self, source: str, consumer: PlanLayer, dx: np.ndarray | None, pending: dict) -> None:
         if dx is None:
             return
         dx = self.transfers.copy(dx, consumer.gpu, self.layers[source].gpu)
-        pending[source] = dx if source not in pending else pending[source] + dx
+        with self.transfers.on(self.layers[source].gpu):  # the sum lives on the source's GPU
+            pending[source] = dx if source not in pending else pending[source] + dx
 
     def _logreg_backward(self, layer: PlanLayer, labels: np.ndarray, pending: dict, fused: set) -> None:
         coeff = float(self._params_value(layer, "coeff", 1.0))
@@ -504,6 +528,11 @@ class Network:
                 continue
             layer = self.layers[param.layer]
             modules = layer.derived.get("modules") if layer.type == "local" else None
+            if self.on_cuda and param.super_eps <= 0:
+                with self.transfers.on(param.gpu):
+                    self._cuda_update(param, grad, epoch=epoch, progress=progress, layer_type=layer.type,
+                                      modules=modules, rng=rng)
+                continue
             if param.super_eps > 0:
                 (self.weights[param.key], self.momentum[param.key], self.grad_avg[param.key],
                  self.grad2_avg[param.key]) = super_update_param(
@@ -514,6 +543,64 @@ class Network:
             self.weights[param.key], self.momentum[param.key] = update_param(
                 param, self.weights[param.key], self.momentum[param.key], grad, epoch=epoch, progress=progress,
                 layer_type=layer.type, modules=modules, rng=rng)
+
+    def _cuda_update(self, param, grad, *, epoch: float, progress: float, layer_type: str, modules, rng) -> None:
+        """replay/update.py update_param on the CUDA backend: the same base rate, schedule draws (two when
+        the schedule has noise and wc > 0: gradient and decay, as lr.cu) and constraints, with the momentum
+        step done in place by the fused sgd_update kernel (backends/cuda/dense.py; bit-identical to
+        update.sgd_update). The constraints (wball, wcNorm) stay array code in the tensor's array module."""
+        from .backends.cuda.dense import sgd_update
+        from .backends.cuda.kernels import xp_of
+        from .schedule import scheduled_rate
+        from .update import constrain_weights
+
+        base = param.timetable.value_at(epoch)
+        if not base > 0:
+            return  # Weights::update: getBaseRate() > 0, else nothing at all
+        w, v = self.weights[param.key], self.momentum[param.key]
+        grad = xp_of(grad).ascontiguousarray(grad)  # the kernel updates from a flat float32 buffer
+        mom = param.mom if param.mom is not None else 0.0
+        eps = scheduled_rate(param.schedule, base, progress, rng)
+        if param.kind == "biases":
+            sgd_update(w, v, grad, eps=eps, mom=mom, wc=0.0, base_eps=base)  # biases: no decay (layer.cu)
+            return
+        eps_decay = scheduled_rate(param.schedule, base, progress, rng) if param.wc > 0 else eps
+        sgd_update(w, v, grad, eps=eps, mom=mom, wc=param.wc, eps_decay=eps_decay, base_eps=base)
+        constrained = {"conv": param.wball > 0 or param.wc_norm_max > 0, "fc": param.wball > 0,
+                       "local": param.wball > 0}.get(layer_type, False)
+        if constrained:  # otherwise constrain_weights would return a copy of w, unchanged
+            self.weights[param.key] = constrain_weights(w, layer_type=layer_type, wball=param.wball,
+                                                        fan_in=param.fan_in, wc_norm_min=param.wc_norm_min,
+                                                        wc_norm_max=param.wc_norm_max, modules=modules)
+
+    # --- state on the host (checkpoints) ----------------------------------------------------------
+
+    def _state(self) -> dict[str, dict]:
+        return {"weights": self.weights, "momentum": self.momentum, "conns": self.conns,
+                "grad_avg": self.grad_avg, "grad2_avg": self.grad2_avg}
+
+    def to_host(self) -> dict[str, dict[str, np.ndarray]]:
+        """The state a checkpoint holds, by part (replay/checkpoint.py PARTS), as NumPy arrays on the host
+        (the NumPy backend's own arrays, not copies; cupy.asnumpy on a GPU)."""
+        from .backends.cuda.devices import as_numpy
+
+        return {part: {key: as_numpy(value) for key, value in arrays.items()} for part, arrays in self._state().items()}
+
+    def load_from_host(self, parts: dict[str, dict[str, np.ndarray]]) -> None:
+        """Take the state from host arrays by part (as to_host gives them, or a checkpoint of either
+        backend), each tensor onto its layer's logical GPU. A part or key the net has but `parts` lacks
+        raises KeyError((part, key)). randSparse connections stay on the host (the kernels' geometry reads them)."""
+        for part, target in self._state().items():
+            for key in list(target):
+                if key not in parts.get(part, {}):
+                    raise KeyError((part, key))
+                value = parts[part][key]
+                if self.on_cuda and part != "conns":
+                    value = self.transfers.to(self._param_gpu[key],
+                                              np.ascontiguousarray(value, dtype=self.dtype))
+                    if value is parts[part][key]:
+                        value = value.copy()  # updated in place (sgd_update): never share the caller's array
+                target[key] = value
 
     def bugs(self) -> list[tuple[str, str]]:
         return replayed_bugs(self.plan, self.fixes)

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .backends.cuda.devices import as_numpy
 from .checkpoint import load_checkpoint, network_arrays, network_parts, save_checkpoint
 from .data import Cropping, DataError, Dataset, Images, evaluation_views, train_batch
 from .network import Network
@@ -104,9 +105,7 @@ class Trainer:
     def save(self) -> None:
         if self.checkpoint is None:
             return
-        arrays = network_arrays({"weights": self.net.weights, "momentum": self.net.momentum,
-                                 "conns": self.net.conns, "grad_avg": self.net.grad_avg,
-                                 "grad2_avg": self.net.grad2_avg})
+        arrays = network_arrays(self.net.to_host())  # NumPy arrays whatever the backend: either resumes it
         self.state.train_rng = self.train_rng.bit_generator.state
         self.state.update_rng = self.update_rng.bit_generator.state
         save_checkpoint(self.checkpoint, arrays, {"progress": asdict(self.state), "run": self.run_id,
@@ -115,14 +114,11 @@ class Trainer:
 
     def restore(self) -> None:
         arrays, state = load_checkpoint(self.checkpoint)
-        parts = network_parts(arrays)
-        for part, target in (("weights", self.net.weights), ("momentum", self.net.momentum),
-                             ("conns", self.net.conns), ("grad_avg", self.net.grad_avg),
-                             ("grad2_avg", self.net.grad2_avg)):
-            for key in list(target):
-                if key not in parts[part]:
-                    raise DataError(f"{self.checkpoint}: has no {part} {key!r}; it belongs to another net")
-                target[key] = parts[part][key]
+        try:
+            self.net.load_from_host(network_parts(arrays))
+        except KeyError as error:
+            part, key = error.args[0]
+            raise DataError(f"{self.checkpoint}: has no {part} {key!r}; it belongs to another net") from None
         self.state = Progress(**state["progress"])
         self.train_rng.bit_generator.state = self.state.train_rng
         self.update_rng.bit_generator.state = self.state.update_rng
@@ -237,7 +233,7 @@ class Trainer:
             self.net.forward(view, labels, train=False, rng=self.train_rng)
             for layer in self.net.plan.layers:
                 if layer.type == "cost.logreg":
-                    probs = self.net.output(layer.inputs[1])
+                    probs = as_numpy(self.net.output(layer.inputs[1]))  # the reference's cost, on the host
                     averaged[layer.name] = averaged.get(layer.name, 0) + probs / len(views)
         return {name: logreg_cost(labels.astype(np.int64).reshape(-1), probs,
                                   topk=int(self.net._params_value(self.net.layers[name], "topk", 1) or 1))

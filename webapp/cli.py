@@ -97,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--root-path", default="", help="the URL prefix when served behind a proxy")
 
     sub = command("replay", cmd_replay, "train an archived experiment again with 2012 semantics "
-                  "(NumPy reference backend)", json_flag=False)
+                  "(NumPy reference backend, or our CUDA kernels with --backend cuda)", json_flag=False)
     sub.add_argument("id", help="experiment id, e.g. 120 or cifar-18pct-noisylr")
     sub.add_argument("--plan", action="store_true", help="print the plan (shapes, parameters, FLOPs, memory per "
                      "logical GPU, bytes between GPUs) and stop")
@@ -129,6 +129,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--init-from", metavar="RUN", help="a run of ours (or its .ckpt file) whose layers stand in "
                      "for the 2012 checkpoint that initWFunc=initw.makew(LAYER) copied from")
     sub.add_argument("--resume", metavar="RUN", help="continue a stopped run from its last checkpoint")
+    sub.add_argument("--backend", choices=("numpy", "cuda"), default=None,
+                     help="numpy (the 2012 reference, default) or cuda (our kernels through CuPy on a GPU; without "
+                     "one they run in the CPU emulator, slowly). With --resume: the run's own backend unless given; "
+                     "a checkpoint of either backend resumes on the other")
     sub.add_argument("--max-minibatches", type=int, default=None, help=argparse.SUPPRESS)
 
     sub = command("runs", cmd_runs, "replays kept in the database: list, show RUN, export RUN FILE, "
@@ -584,6 +588,7 @@ def cmd_replay(args) -> int:
         for name, where in bugs:
             print(f"  {name}: {where}")
         return 0
+    backend_name, backend_label, switched = _replay_backend(args, stored)
     if bool(args.train_range) != bool(args.test_range):
         print("alexnet-archive: --train-range and --test-range go together (e.g. --train-range 1-5 --test-range 6)",
               file=sys.stderr)
@@ -591,8 +596,10 @@ def cmd_replay(args) -> int:
     try:
         init_source, init_name = _init_source(args) if args.init_from else (None, "")
         # the net first: a config it refuses stops before any data is read
+        from replay.backends import get_backend
+
         network = Network(plan, experiment, rng=np.random.default_rng(args.seed), fixes=frozenset(args.fix),
-                          init_source=init_source, init_source_name=init_name)
+                          init_source=init_source, init_source_name=init_name, backend=get_backend(backend_name))
         if args.train_range and not args.data:
             raise DataError("--train-range needs --data, the folder of cuda-convnet batch files")
         if args.train_range:
@@ -628,7 +635,7 @@ def cmd_replay(args) -> int:
             run_id = stored["id"]
             store.reopen_run(run_id)
         else:
-            run_id = store.create_run(experiment=experiment.id, backend="numpy", data=dataset.description,
+            run_id = store.create_run(experiment=experiment.id, backend=backend_label, data=dataset.description,
                                       synthetic=dataset.synthetic,
                                       options={"data": args.data, "scale": args.scale, "as_written": args.as_written,
                                                "epochs": args.epochs, "mini": mini, "test_freq": args.test_freq,
@@ -642,16 +649,23 @@ def cmd_replay(args) -> int:
                           checkpoint=store.checkpoint_path(run_id))
         if args.resume:
             trainer.restore()
-        print(f"replaying #{experiment.id} as run {run_id} ({store.path})", file=sys.stderr)
+        note = None
+        if switched:  # the run's backend column says where it started; the note says where it went on
+            note = f"resumed on backend {backend_label} at minibatch {trainer.state.minibatches_done} " \
+                   f"(started on {stored['backend']})"
+            print(f"NOTE: run {run_id} was written by backend {stored['backend']}; it goes on with "
+                  f"{backend_label} (checkpoints hold NumPy arrays, readable by either backend)", file=sys.stderr)
+        print(f"replaying #{experiment.id} as run {run_id} ({store.path}) on backend {backend_label}",
+              file=sys.stderr)
         try:
             status = trainer.run()
         except KeyboardInterrupt:
             trainer.save()
-            store.finish_run(run_id, "stopped", transfers=_transfers(network))
+            store.finish_run(run_id, "stopped", transfers=_transfers(network), note=note)
             print(f"\nstopped; continue with: alexnet-archive replay {experiment.id} --resume {run_id}",
                   file=sys.stderr)
             return 130
-        store.finish_run(run_id, status, transfers=_transfers(network))
+        store.finish_run(run_id, status, transfers=_transfers(network), note=note)
         print(f"run {run_id} {status}; see `alexnet-archive runs show {run_id}`", file=sys.stderr)
         if status == "stopped":
             print(f"continue with: alexnet-archive replay {experiment.id} --resume {run_id}", file=sys.stderr)
@@ -659,6 +673,27 @@ def cmd_replay(args) -> int:
     except (DataError, ReplayError) as error:
         print(f"alexnet-archive: {error}", file=sys.stderr)
         return 2
+
+
+def _replay_backend(args, stored: dict | None) -> tuple[str, str, bool]:
+    """(backend for get_backend, label stored with the run, whether a resumed run switches backend).
+    A resumed run keeps the backend it was started on unless --backend says otherwise; switching is
+    allowed because a checkpoint holds plain NumPy arrays and generator states, whichever backend wrote
+    it (replay/train.py Trainer.save). The curve then continues with the other backend's rounding (and,
+    with dropout, its other random stream: the CUDA backend draws masks with Philox)."""
+    started = stored["backend"] if stored else None
+    name = args.backend or ("cuda" if started and started.startswith("cuda") else "numpy")
+    label = name
+    if name == "cuda":
+        from replay.backends.cuda.devices import gpu_xp
+
+        if gpu_xp() is None:
+            label = "cuda-emulated"
+            print("NOTE: --backend cuda without CuPy and a CUDA GPU: the CUDA kernels run in the CPU EMULATOR "
+                  "(g++ threads standing in for the GPU's). This checks the kernels, it is not a fast replay: "
+                  "expect it to be far slower than --backend numpy. The run is stored as backend "
+                  "'cuda-emulated'.", file=sys.stderr)
+    return name, label, bool(started) and label != started
 
 
 def _init_source(args) -> tuple[dict, str]:
@@ -688,7 +723,11 @@ def _transfers(network) -> dict:
     batches = network.transfers.per_batch
     if not batches:
         return {"copies_per_batch": 0, "bytes_per_batch": 0}
-    return {"copies_per_batch": batches[-1][0], "bytes_per_batch": batches[-1][1], "batches": len(batches)}
+    summary = {"copies_per_batch": batches[-1][0], "bytes_per_batch": batches[-1][1], "batches": len(batches)}
+    waits = getattr(network.transfers, "wait_per_batch", None)
+    if waits:  # the CUDA backend: time the target streams waited for their sources (events)
+        summary["wait_seconds_per_batch"] = waits[-1]
+    return summary
 
 
 def _code_version() -> str:

@@ -5,7 +5,7 @@
     kernel = module.get_function("fc_forward")                             # an `extern "C" __global__` kernel
     kernel((grid_x, grid_y), (16, 16), (x, w, y, np.int32(n), np.float32(scale)), shared_mem=0)
 
-`load_module(path_or_source, *, name=None, defines=None, strict=True, shuffle=None) -> EmulatedModule`
+`load_module(path_or_source, *, name=None, defines=None, strict=True, shuffle=None, sanitize=None) -> EmulatedModule`
   Compiles the unchanged .cu source with g++ (`-std=c++20 -O2 -fPIC -shared -pthread`) against cuda_emu.h, which
   maps the CUDA built-ins onto the C++ standard library (see that header and shared/design/CUDA-ON-CPU.md §2).
   - path_or_source: a path (str or os.PathLike) to a .cu file, or the source text itself (any str containing a
@@ -16,9 +16,19 @@
   - shuffle: an int seed to run the blocks of every launch in a random (seeded) order instead of 0, 1, 2, ...,
     to expose dependence on block order. Without it the environment variable ALEXNET_EMU_SHUFFLE=<seed> is
     read at each launch. `module.shuffle` may be changed after loading.
+  - sanitize: None, "thread" or "address": build with `-O1 -g -fno-omit-frame-pointer -fsanitize=thread`
+    (ThreadSanitizer: data races, e.g. a missing __syncthreads) or `-fsanitize=address -fsanitize-recover=address`
+    (AddressSanitizer: out-of-bounds reads and writes of NumPy buffers, of __shared__ arrays and of the dynamic
+    shared memory past `shared_mem`), a separate cache entry. When None, the environment variable
+    ALEXNET_EMU_SANITIZE (thread / address / empty) decides, so that every module of a process loads
+    sanitized (replay/backends/cuda/kernels.py needs no change). A sanitized library only loads into a process
+    started with the sanitizer's runtime preloaded (LD_PRELOAD=$(g++ -print-file-name=libtsan.so) or
+    libasan.so with ASAN_OPTIONS=detect_leaks=0); anywhere else EmulatorError says so instead of crashing.
+    Use the runner `python -m replay.backends.cuda.emulator.sanitize thread|address`, which sets that up.
   The shared library is cached under $ALEXNET_EMU_CACHE, else $XDG_CACHE_HOME/alexnet-archive/cuda-emu (else
-  ~/.cache/...), else a per-user temporary directory, keyed by the hash of the source, the header, the defines
-  and the compiler; writing goes through a temporary file and a rename, so processes may compile at once.
+  ~/.cache/...), else a per-user temporary directory, keyed by the hash of the source, the header, the defines,
+  the flags (sanitized builds are `<key>.tsan.so` / `<key>.asan.so`) and the compiler; writing goes through a
+  temporary file and a rename, so processes may compile at once.
   A compile error raises EmulatorCompileError, whose message is g++'s, naming the real file:line (the loader
   puts `#line 1 "<path>"` in front of the source).
 
@@ -40,7 +50,7 @@
   variables persist across launches and blocks (initialise them in the kernel).
 
 `EmulatedModule` attributes: kernels ({name: KernelSignature}), source_path, library_path, from_cache (True when
-the library came from the cache rather than a compile in this call), strict, shuffle.
+the library came from the cache rather than a compile in this call), strict, shuffle, sanitize.
 
 Errors: EmulatorError (a launch problem, or undefined behaviour caught in strict mode) and
 EmulatorCompileError(EmulatorError) (g++ failed; .log has its full output).
@@ -71,11 +81,23 @@ __all__ = [
     "KernelSignature",
     "cache_dir",
     "load_module",
+    "resolve_sanitize",
+    "sanitizer_runtime",
 ]
 
 HEADER = Path(__file__).with_name("cuda_emu.h")
 COMPILER = os.environ.get("ALEXNET_EMU_CXX", "g++")
 FLAGS = ("-std=c++20", "-O2", "-fPIC", "-shared", "-pthread")
+# Sanitized builds: -O1 -g so that reports name the .cu file:line (the loader's #line) with usable frames.
+SANITIZE_FLAGS = {
+    "thread": ("-std=c++20", "-O1", "-g", "-fno-omit-frame-pointer", "-fPIC", "-shared", "-pthread",
+               "-fsanitize=thread"),
+    "address": ("-std=c++20", "-O1", "-g", "-fno-omit-frame-pointer", "-fPIC", "-shared", "-pthread",
+                "-fsanitize=address", "-fsanitize-recover=address"),
+}
+SANITIZE_ENV = "ALEXNET_EMU_SANITIZE"
+_SANITIZER_TAGS = {"thread": "tsan", "address": "asan"}
+_SANITIZER_INIT = {"thread": "__tsan_init", "address": "__asan_init"}
 _LOADER_VERSION = "1"  # bump when the generated translation unit changes shape
 
 
@@ -328,7 +350,8 @@ _compiler_id_cache: dict[str, str] = {}
 def _compiler_id() -> str:
     if COMPILER not in _compiler_id_cache:
         try:
-            out = subprocess.run([COMPILER, "--version"], capture_output=True, text=True, check=True).stdout
+            out = subprocess.run([COMPILER, "--version"], capture_output=True, text=True, check=True,
+                                 env=_compiler_env()).stdout
         except (OSError, subprocess.CalledProcessError) as error:
             raise EmulatorCompileError(f"cannot run the C++ compiler {COMPILER!r}: {error}") from error
         _compiler_id_cache[COMPILER] = out.splitlines()[0] if out else COMPILER
@@ -352,8 +375,15 @@ def _atomic_write(path: Path, data: bytes | str) -> None:
     os.replace(tmp, path)
 
 
+def _compiler_env() -> dict[str, str] | None:
+    """The compiler's environment: ours without a preloaded sanitizer runtime (g++ is not built for it)."""
+    if "LD_PRELOAD" not in os.environ:
+        return None
+    return {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
+
+
 def _run_compiler(args: list[str], what: str) -> str:
-    proc = subprocess.run(args, capture_output=True, text=True, check=False)
+    proc = subprocess.run(args, capture_output=True, text=True, check=False, env=_compiler_env())
     if proc.returncode != 0:
         log = (proc.stderr or proc.stdout).strip()
         errors = [line for line in log.splitlines() if ": error:" in line or ": fatal error:" in line]
@@ -500,6 +530,7 @@ class EmulatedModule:
         self.from_cache = from_cache
         self.strict = strict
         self.shuffle = shuffle
+        self.sanitize: str | None = None  # set by load_module: None, "thread" or "address"
         self._lib = ctypes.CDLL(str(library_path))
         self._lib.emu_error_count.restype = ctypes.c_long
         self._lib.emu_first_error.argtypes = [ctypes.c_char_p, ctypes.c_int]
@@ -542,10 +573,46 @@ def _signature_from_json(data: dict) -> KernelSignature:
     return KernelSignature(data["name"], tuple(KernelParam(*p) for p in data["params"]), data["line"])
 
 
+def resolve_sanitize(sanitize: str | None = None) -> str | None:
+    """`sanitize`, or (when None) the environment's ALEXNET_EMU_SANITIZE, checked: None, "thread", "address"."""
+    if sanitize is None:
+        sanitize = os.environ.get(SANITIZE_ENV, "").strip().lower() or None
+        if sanitize in ("0", "none", "off", "no"):
+            sanitize = None
+    if sanitize is not None and sanitize not in SANITIZE_FLAGS:
+        raise ValueError(f"sanitize must be None, 'thread' or 'address', not {sanitize!r}")
+    return sanitize
+
+
+def sanitizer_runtime(sanitize: str) -> str:
+    """The path of the sanitizer's runtime library (`g++ -print-file-name=libtsan.so` / libasan.so); the name
+    alone (not a path) when the compiler does not have it."""
+    lib = {"thread": "libtsan.so", "address": "libasan.so"}[sanitize]
+    try:
+        out = subprocess.run([COMPILER, f"-print-file-name={lib}"], capture_output=True, text=True, check=True,
+                             env=_compiler_env()).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return lib
+    return out if out and os.path.isabs(out) and os.path.exists(out) else lib
+
+
+def _runtime_loaded(sanitize: str) -> bool:
+    return hasattr(ctypes.CDLL(None), _SANITIZER_INIT[sanitize])
+
+
 def load_module(path_or_source: str | os.PathLike, *, name: str | None = None,
                 defines: Mapping[str, object] | Iterable[str] | None = None, strict: bool = True,
-                shuffle: int | None = None) -> EmulatedModule:
+                shuffle: int | None = None, sanitize: str | None = None) -> EmulatedModule:
     """Compile (or fetch from the cache) a CUDA source for the CPU; see the module docstring."""
+    sanitize = resolve_sanitize(sanitize)
+    if sanitize is not None and not _runtime_loaded(sanitize):
+        raise EmulatorError(
+            f"sanitize={sanitize!r}: this process was not started with the sanitizer runtime preloaded "
+            f"(LD_PRELOAD={sanitizer_runtime(sanitize)}"
+            + (", ASAN_OPTIONS=detect_leaks=0" if sanitize == "address" else "")
+            + "); run `python -m replay.backends.cuda.emulator.sanitize "
+            f"{sanitize}` or unset {SANITIZE_ENV}")
+    flags = SANITIZE_FLAGS[sanitize] if sanitize else FLAGS
     if isinstance(path_or_source, os.PathLike) or ("\n" not in path_or_source and
                                                    Path(path_or_source).is_file()):
         path = Path(path_or_source).resolve()
@@ -563,9 +630,11 @@ def load_module(path_or_source: str | os.PathLike, *, name: str | None = None,
     body = rewrite_extern_shared(source)
     quoted = display.replace("\\", "\\\\").replace('"', '\\"')
     include_flags = ["-I", str(HEADER.parent)] + (["-I", include_dir] if include_dir else [])
-    key = hashlib.sha256("\0".join([_LOADER_VERSION, _compiler_id(), " ".join(FLAGS), header_text, quoted,
+    key = hashlib.sha256("\0".join([_LOADER_VERSION, _compiler_id(), " ".join(flags), header_text, quoted,
                                     body, *define_flags, *include_flags]).encode()).hexdigest()[:24]
     directory = cache_dir()
+    if sanitize:
+        key = f"{key}.{_SANITIZER_TAGS[sanitize]}"
     library = directory / f"{key}.so"
     signatures_file = directory / f"{key}.json"
     from_cache = library.is_file() and signatures_file.is_file()
@@ -595,7 +664,7 @@ def load_module(path_or_source: str | os.PathLike, *, name: str | None = None,
         fd, tmp_library = tempfile.mkstemp(dir=directory, prefix=f"{key}.", suffix=".so.tmp")
         os.close(fd)
         try:
-            _run_compiler([COMPILER, *FLAGS, *define_flags, *include_flags, "-o", tmp_library, unit_path],
+            _run_compiler([COMPILER, *flags, *define_flags, *include_flags, "-o", tmp_library, unit_path],
                           f"compiling {display}")
             os.replace(tmp_library, library)
         finally:
@@ -605,8 +674,10 @@ def load_module(path_or_source: str | os.PathLike, *, name: str | None = None,
         _atomic_write(signatures_file, json.dumps({
             "source": display, "non_c": non_c,
             "kernels": {k: _signature_to_json(v) for k, v in kernels.items()}}))
-    return EmulatedModule(library_path=library, source_path=display, kernels=kernels, non_c_kernels=non_c,
-                          from_cache=from_cache, strict=strict, shuffle=shuffle)
+    module = EmulatedModule(library_path=library, source_path=display, kernels=kernels, non_c_kernels=non_c,
+                            from_cache=from_cache, strict=strict, shuffle=shuffle)
+    module.sanitize = sanitize
+    return module
 
 
 def _write_temp(directory: Path, key: str, suffix: str, text: str) -> str:

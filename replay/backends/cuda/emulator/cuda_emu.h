@@ -36,6 +36,10 @@
 #include <utility>
 #include <vector>
 
+#if defined(__SANITIZE_ADDRESS__)  // sanitize="address": the unused tail of dynamic shared memory is poisoned
+#include <sanitizer/asan_interface.h>
+#endif
+
 #define CUDA_EMULATOR 1
 
 // ---- qualifiers -------------------------------------------------------------------------------------------
@@ -187,6 +191,11 @@ struct Block {  // the state of the block now running; one per launch
             unsigned lanes = std::min<unsigned>(32, nthreads - 32 * static_cast<unsigned>(w));
             warps[w].reset(lanes == 32 ? 0xffffffffu : ((1u << lanes) - 1));
         }
+#if defined(__SANITIZE_ADDRESS__)
+        // Under ASan, reading or writing past the launch's `shared_mem` bytes is reported (to 8-byte granules).
+        ASAN_UNPOISON_MEMORY_REGION(dynamic_shared, shared_mem);
+        ASAN_POISON_MEMORY_REGION(dynamic_shared + shared_mem, kMaxDynamicShared - shared_mem);
+#endif
         if (shared_mem) std::memset(dynamic_shared, 0xFF, shared_mem);
     }
 };
