@@ -19,6 +19,19 @@
 #define THREADS_Y 16
 #define PER_THREAD 4  // TILE / THREADS_X
 
+// acc (a thread's 4×4 register tile) += rows ty + 16·i of `a` times columns tx + 16·j of `b`, summed over
+// one chunk: the inner product of the three tiled GEMMs below.
+__device__ __forceinline__ void multiply_chunk(const float (&a)[CHUNK][TILE], const float (&b)[CHUNK][TILE],
+                                               float (&acc)[PER_THREAD][PER_THREAD], int ty, int tx) {
+    for (int r = 0; r < CHUNK; ++r) {
+        float left[PER_THREAD], right[PER_THREAD];
+        for (int i = 0; i < PER_THREAD; ++i) left[i] = a[r][ty + THREADS_Y * i];
+        for (int j = 0; j < PER_THREAD; ++j) right[j] = b[r][tx + THREADS_X * j];
+        for (int i = 0; i < PER_THREAD; ++i)
+            for (int j = 0; j < PER_THREAD; ++j) acc[i][j] += left[i] * right[j];
+    }
+}
+
 // One image pixel as filter tap k of module (my, mx) of group g reads it, or 0 outside the image.
 __device__ __forceinline__ float conv_patch_value(const float* images, const int* row_channels, int k, int g,
                                                   int my, int mx, int n, int img_size, int filter_size,
@@ -89,13 +102,7 @@ conv_filter_acts_kernel(const float* images, const float* filters, float* target
                 : 0.0f;
         }
         __syncthreads();
-        for (int r = 0; r < CHUNK; ++r) {
-            float a[PER_THREAD], b[PER_THREAD];
-            for (int i = 0; i < PER_THREAD; ++i) a[i] = filter_tile[r][ty + THREADS_Y * i];
-            for (int j = 0; j < PER_THREAD; ++j) b[j] = patch_tile[r][tx + THREADS_X * j];
-            for (int i = 0; i < PER_THREAD; ++i)
-                for (int j = 0; j < PER_THREAD; ++j) acc[i][j] += a[i] * b[j];
-        }
+        multiply_chunk(filter_tile, patch_tile, acc, ty, tx);
         __syncthreads();
     }
 
@@ -171,13 +178,7 @@ conv_img_acts_kernel(const float* grads, const float* filters, float* targets, c
             grad_tile[r][load_col] = value;
         }
         __syncthreads();
-        for (int r = 0; r < CHUNK; ++r) {
-            float a[PER_THREAD], b[PER_THREAD];
-            for (int i = 0; i < PER_THREAD; ++i) a[i] = filter_tile[r][ty + THREADS_Y * i];
-            for (int j = 0; j < PER_THREAD; ++j) b[j] = grad_tile[r][tx + THREADS_X * j];
-            for (int i = 0; i < PER_THREAD; ++i)
-                for (int j = 0; j < PER_THREAD; ++j) acc[i][j] += a[i] * b[j];
-        }
+        multiply_chunk(filter_tile, grad_tile, acc, ty, tx);
         __syncthreads();
     }
 
@@ -284,13 +285,7 @@ conv_weight_acts_kernel(const float* images, const float* grads, float* targets,
                 ? grads[((size_t)(g * group_filters + f) * modules + m) * cases + n] : 0.0f;
         }
         __syncthreads();
-        for (int rr = 0; rr < CHUNK; ++rr) {
-            float a[PER_THREAD], b[PER_THREAD];
-            for (int i = 0; i < PER_THREAD; ++i) a[i] = patch_tile[rr][ty + THREADS_Y * i];
-            for (int j = 0; j < PER_THREAD; ++j) b[j] = grad_tile[rr][tx + THREADS_X * j];
-            for (int i = 0; i < PER_THREAD; ++i)
-                for (int j = 0; j < PER_THREAD; ++j) acc[i][j] += a[i] * b[j];
-        }
+        multiply_chunk(patch_tile, grad_tile, acc, ty, tx);
         __syncthreads();
     }
 
