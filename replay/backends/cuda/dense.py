@@ -183,24 +183,23 @@ def logreg_cost(labels, probs, *, topk: int = 1, check_finite: bool = True) -> t
     return out
 
 
-def logreg_backward_probs(labels, probs, coeff: float):
-    """−coeff·[j = t]/y_j w.r.t. the softmax output (kLogregCostGrad negated; 0/0 = NaN kept)."""
+def _per_label_gradient(kernel: str, labels, probs, coeff: float):
+    """One value per element of probs from its case's label: the two logreg gradient kernels."""
     probs = _f32(probs, "probs")
     t = _labels(labels, probs.shape[0], probs)
     g = xp_of(probs).empty_like(probs)
-    _flat(probs, "logreg_backward_probs_kernel", probs.size,
-          (t, probs, g, _i32(probs.shape[0]), _i32(probs.shape[1]), np.float32(coeff)))
+    _flat(probs, kernel, probs.size, (t, probs, g, _i32(probs.shape[0]), _i32(probs.shape[1]), np.float32(coeff)))
     return g
+
+
+def logreg_backward_probs(labels, probs, coeff: float):
+    """−coeff·[j = t]/y_j w.r.t. the softmax output (kLogregCostGrad negated; 0/0 = NaN kept)."""
+    return _per_label_gradient("logreg_backward_probs_kernel", labels, probs, coeff)
 
 
 def softmax_logreg_backward(labels, probs, coeff: float):
     """Fused softmax + logreg gradient w.r.t. the softmax input: coeff·(y − onehot(t))."""
-    probs = _f32(probs, "probs")
-    t = _labels(labels, probs.shape[0], probs)
-    g = xp_of(probs).empty_like(probs)
-    _flat(probs, "softmax_logreg_backward_kernel", probs.size,
-          (t, probs, g, _i32(probs.shape[0]), _i32(probs.shape[1]), np.float32(coeff)))
-    return g
+    return _per_label_gradient("softmax_logreg_backward_kernel", labels, probs, coeff)
 
 
 # ---------------------------------------------------------------------------------------------- dropout

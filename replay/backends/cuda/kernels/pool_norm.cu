@@ -126,6 +126,20 @@ cmrnorm_forward_kernel(const float* images, float* denoms, float* targets, int c
     }
 }
 
+// Sum over the size×size window of map c starting `before` pixels up and left of (y, x), clipped to the
+// image, of a (or of a² when square): the forward's sum of squares and the undo's transposed window.
+__device__ __forceinline__ float spatial_window_sum(const float* a, int c, int y, int x, int n, int img_size,
+                                                   int cases, int size, int before, bool square) {
+    float sum = 0.0f;
+    for (int yy = max(y - before, 0); yy < min(y - before + size, img_size); ++yy) {
+        for (int xx = max(x - before, 0); xx < min(x - before + size, img_size); ++xx) {
+            const float v = a[((size_t)(c * img_size + yy) * img_size + xx) * cases + n];
+            sum += square ? v * v : v;
+        }
+    }
+    return sum;
+}
+
 // Same-map (rnorm) and contrast (cnorm) normalisation (kCNorm_*): denoms = 1 + alpha * sum of inputs^2 over
 // the size x size window (rows and columns [i - size/2, + size) clipped), targets = images * denoms^-pow.
 // inputs is images for rnorm and the mean differences for cnorm. alpha = scale/size^2.
@@ -140,13 +154,7 @@ spatial_norm_forward_kernel(const float* inputs, const float* images, float* den
         const int p = (index / cases) % pixels;
         const int c = index / (cases * pixels);
         const int y = p / img_size, x = p - (p / img_size) * img_size;
-        float sum = 0.0f;
-        for (int yy = max(y - before, 0); yy < min(y - before + size, img_size); ++yy) {
-            for (int xx = max(x - before, 0); xx < min(x - before + size, img_size); ++xx) {
-                const float v = inputs[((size_t)(c * img_size + yy) * img_size + xx) * cases + n];
-                sum += v * v;
-            }
-        }
+        const float sum = spatial_window_sum(inputs, c, y, x, n, img_size, cases, size, before, true);
         const float denom = sum * alpha + 1.0f;
         denoms[index] = denom;
         targets[index] = powf(denom, -pow_) * images[index];
@@ -192,12 +200,7 @@ spatial_norm_undo_kernel(const float* inputs, const float* scratch, const float*
         const int p = (index / cases) % pixels;
         const int c = index / (cases * pixels);
         const int y = p / img_size, x = p - (p / img_size) * img_size;
-        float sum = 0.0f;
-        for (int yy = max(y - before, 0); yy < min(y - before + size, img_size); ++yy) {
-            for (int xx = max(x - before, 0); xx < min(x - before + size, img_size); ++xx) {
-                sum += scratch[((size_t)(c * img_size + yy) * img_size + xx) * cases + n];
-            }
-        }
+        const float sum = spatial_window_sum(scratch, c, y, x, n, img_size, cases, size, before, false);
         targets[index] = sum * inputs[index] + powf(denoms[index], -pow_) * grads[index];
     }
 }
