@@ -390,7 +390,12 @@ class Network:
     def backward(self, labels: np.ndarray) -> None:
         """Gradients of the summed cost (× each cost layer's coeff): `self.grads[param key]` hold the
         1/N-normalised weight gradients (our sign: derivatives, SEMANTICS.md §0 and §4.2)."""
-        pending: dict[str, np.ndarray] = {}  # layer -> d(cost)/d(its output), on its GPU
+        # (layer, GPU) -> the sum of d(cost)/d(layer's output) from the layer's consumers on that GPU,
+        # held on that GPU: the 2012 `_actsGrad[d]`, one buffer per device that reads the layer (layer.cu:
+        # Layer::postInit). Consumers accumulate into it where they run (bpropActs with scaleTargets 1);
+        # the layer pulls each other GPU's buffer once when its own backward starts (Layer::bprop), so a
+        # layer read twice from one GPU (example-gc's fc16c) sends one gradient back, not two.
+        pending: dict[tuple[str, int | None], np.ndarray] = {}
         fused: set[str] = set()
         self.grads = {}
         for name in reversed(self.order):
@@ -399,9 +404,11 @@ class Network:
                 with self.transfers.on(layer.gpu):
                     self._logreg_backward(layer, labels, pending, fused)
                 continue
-            if layer.type == "data" or name in fused or name not in pending or not layer.grad_consumer:
+            if layer.type == "data" or name in fused or not layer.grad_consumer:
                 continue
-            dy = pending.pop(name)
+            dy = self._gather_grad(layer, pending)
+            if dy is None:
+                continue
             with self.transfers.on(layer.gpu):
                 for index, source in enumerate(layer.inputs):
                     self._weight_grads(layer, index, dy)
@@ -409,18 +416,31 @@ class Network:
                     producer = self.layers[source]
                     if producer.type == "data" or not producer.grad_consumer:
                         continue
-                    dx = self._input_grad(layer, index, dy, pending.get(source))
+                    dx = self._input_grad(layer, index, dy, pending.get((source, layer.gpu)))
                     self._deposit(source, layer, dx, pending)
                 if layer.type in ("conv", "local", "fc"):
                     self._bias_grad(layer, dy)
         self.transfers.end_batch()
 
     def _deposit(self, source: str, consumer: PlanLayer, dx: np.ndarray | None, pending: dict) -> None:
+        """Add a consumer's contribution to `source`'s gradient buffer on the consumer's GPU."""
         if dx is None:
             return
-        dx = self.transfers.copy(dx, consumer.gpu, self.layers[source].gpu)
-        with self.transfers.on(self.layers[source].gpu):  # the sum lives on the source's GPU
-            pending[source] = dx if source not in pending else pending[source] + dx
+        key = (source, consumer.gpu)
+        with self.transfers.on(consumer.gpu):
+            pending[key] = dx if key not in pending else pending[key] + dx
+
+    def _gather_grad(self, layer: PlanLayer, pending: dict) -> np.ndarray | None:
+        """d(cost)/d(layer's output) on its own GPU: its own GPU's buffer first, then each other GPU's
+        buffer copied over (one counted copy per GPU) and added, as Layer::bprop sums them. (2012 went
+        through the other GPUs in `_nextDeviceIDs` order, which Layer::addNext shuffles with rand(); we
+        take them in GPU order, so a replay is reproducible.) None when no consumer sent anything."""
+        total = pending.pop((layer.name, layer.gpu), None)
+        for key in sorted((k for k in pending if k[0] == layer.name), key=lambda k: (k[1] is None, k[1])):
+            remote = self.transfers.copy(pending.pop(key), key[1], layer.gpu)
+            with self.transfers.on(layer.gpu):
+                total = remote if total is None else total + remote
+        return total
 
     def _logreg_backward(self, layer: PlanLayer, labels: np.ndarray, pending: dict, fused: set) -> None:
         coeff = float(self._params_value(layer, "coeff", 1.0))
