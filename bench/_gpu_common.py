@@ -233,7 +233,7 @@ class CpuClock:
 
 class SyncedClock:
     """Marks that first wait for the whole device (every stream, `synchronize`), then read perf_counter.
-    For whole training steps: our network runs each logical GPU on its own non-blocking stream
+    For whole training steps: our network runs each logical GPU on its own stream
     (replay/backends/cuda/devices.py), which events on another stream would not wait for."""
 
     def __init__(self, synchronize=lambda: None):

@@ -2,6 +2,13 @@
 
     python3 bench/cuda_kernels.py [--net 120] [--batch 128] [--warmup 3] [--iters 20] [--rounds 5]
                                   [--only SUBSTRING] [--check-cases 8] [--json FILE] [--archive PATH]
+    python3 bench/cuda_kernels.py --smoke [--emulate]
+
+--smoke: the cheapest end-to-end check of every kernel, the first thing to run on a new GPU machine (no
+torch, no release files, no timing; seconds): every backend op on tiny shapes, compiled by cupy.RawModule
+and launched once, against the NumPy reference; one line per op with the kernels it launched, then every
+kernel of kernels/*.cu that no op launched. Exit 0 when all agree; without a GPU it says so and exits 0.
+--emulate runs the same list through the CPU emulator (what CI does: tests/cuda/test_cupy_smoke.py).
 
 The cases come from the net's replay plan (default #120: 224×224, two towers; one case per distinct shape,
 named after the first layer that has it, tower a before tower b): for every conv layer and input, the
@@ -37,6 +44,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 from collections.abc import Callable
@@ -589,6 +597,8 @@ def run_case(case: Case, *, backend, to_device, ours_clock, torch, torch_device,
     r["bytes"] = sum(v.nbytes for v in read.values()) + nbytes(out)
     r["ours_ms"] = statistics.median(common.time_calls(lambda: case.ours(backend, device_inputs), ours_clock,
                                                        warmup=args.warmup, iters=args.iters, rounds=args.rounds))
+    if case.op in CONV_VARIANT_OPS and not args.no_variants:
+        r["variant_ms"] = time_conv_variants(case, backend, device_inputs, ours_clock, args)
     if case.torch is not None and torch is not None:
         fn, result = case.torch(torch, case.inputs, torch_device, graph)
         if result is not None and ours_result is not None:
@@ -597,6 +607,32 @@ def run_case(case: Case, *, backend, to_device, ours_clock, torch, torch_device,
         r["torch_ms"] = statistics.median(common.time_calls(fn, torch_clock, warmup=args.warmup, iters=args.iters,
                                                             rounds=args.rounds))
     return r
+
+
+# Conv GEMMs come in variants (replay/backends/cuda/conv.py VARIANTS); "ours ms" above is the autotuned choice.
+CONV_VARIANT_OPS = ("conv_forward", "conv_backward_data", "conv_backward_weights",
+                    "local_forward", "local_backward_data", "local_backward_weights")
+
+
+def time_conv_variants(case: Case, backend, device_inputs, ours_clock, args) -> dict:
+    """{variant: median ms} with each variant forced (ALEXNET_CONV_VARIANT), so the autotuner's pick can be
+    compared with the others in the same run. A shape a variant cannot run falls back to tile64 (conv.py)."""
+    from replay.backends.cuda import conv as cuda_conv
+
+    times = {}
+    saved = os.environ.get(cuda_conv.VARIANT_ENV)
+    try:
+        for name in cuda_conv.VARIANT_TILE:
+            os.environ[cuda_conv.VARIANT_ENV] = name
+            times[name] = statistics.median(common.time_calls(lambda: case.ours(backend, device_inputs), ours_clock,
+                                                              warmup=args.warmup, iters=args.iters,
+                                                              rounds=args.rounds))
+    finally:
+        if saved is None:
+            os.environ.pop(cuda_conv.VARIANT_ENV, None)
+        else:
+            os.environ[cuda_conv.VARIANT_ENV] = saved
+    return times
 
 
 def report(cases: list[Case], args, device: dict) -> list[dict]:
@@ -627,6 +663,12 @@ def report(cases: list[Case], args, device: dict) -> list[dict]:
           "* = not run by a training step")
     print(common.format_table(["case", "op", "gate", "ours ms", "torch ms", "ours", "torch", "unit", "% peak",
                                "speed", "torch≠ours"], rows, align="lllrrrrlrrr"))
+    variant_rows = [[c.name, *(c.results["variant_ms"].get(v) for v in sorted(c.results["variant_ms"])),
+                     c.results.get("ours_ms")] for c in cases if c.results.get("variant_ms")]
+    if variant_rows:
+        names = sorted(next(c.results["variant_ms"] for c in cases if c.results.get("variant_ms")))
+        print("\nconv GEMM variants (ms, each forced; 'autotuned' is the choice the backend makes):")
+        print(common.format_table(["case", *names, "autotuned"], variant_rows, align="l" + "r" * (len(names) + 1)))
     return out
 
 
@@ -643,6 +685,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--keep-going", action="store_true", help="time the other kernels when one fails its gate")
     p.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     p.add_argument("--archive", default=None, help="the release (default: as the CLI finds it)")
+    p.add_argument("--no-variants", action="store_true",
+                   help="time conv GEMMs as autotuned only, not also with each variant forced")
+    p.add_argument("--smoke", action="store_true",
+                   help="compile and launch every kernel once on tiny shapes against NumPy; no torch, no timing")
+    p.add_argument("--emulate", action="store_true", help="with --smoke: run in the CPU emulator instead")
     return p
 
 
@@ -670,8 +717,13 @@ def run(args, *, backend, to_device, ours_clock, torch, torch_device, torch_cloc
                 break
     rows = report(cases, args, device)
     if args.json:
+        from replay.backends.cuda import conv as cuda_conv
+
+        autotuned = [{"device": k[0], "op": k[1], "shape": k[2], "variant": v}
+                     for k, v in cuda_conv.autotune_choices().items()]
         Path(args.json).write_text(json.dumps({"net": args.net, "batch": args.batch, "device": device,
-                                               "cases": rows, "failed": failed}, indent=1, default=str),
+                                               "cases": rows, "failed": failed, "conv_autotune": autotuned},
+                                              indent=1, default=str),
                                    encoding="utf-8")
         common.progress(f"wrote {args.json}")
     if failed:
@@ -680,8 +732,227 @@ def run(args, *, backend, to_device, ours_clock, torch, torch_device, torch_cloc
     return 0
 
 
+# --- --smoke: every kernel once, tiny shapes --------------------------------------------------------
+
+SMOKE_RTOL = 1e-4
+
+
+def smoke_cases(seed: int = 0) -> list[tuple[str, dict, Callable, Callable | None]]:
+    """(name, host inputs, call(backend, inputs) -> output, check or None) for every backend op, on shapes
+    small enough for the emulator. The same call runs on the NumPy reference (float64 inputs) unless a
+    check(output, host inputs) -> error is given."""
+    from replay.backends.numpy_ref.conv import modules_x_for
+    from replay.backends.numpy_ref.pool import pool_outputs_x
+    from replay.backends.numpy_ref.preprocess import nailbed_geometry
+
+    rng = np.random.default_rng(seed)
+
+    def normal(*shape):
+        return rng.standard_normal(shape).astype(np.float32)
+
+    n = 4  # cases
+    c, size, fs, pad, stride, filters = 4, 8, 3, 1, 2, 8
+    mx = modules_x_for(size, fs, pad, stride)
+    geo = {"channels": c, "filter_size": fs, "padding": pad, "stride": stride, "groups": 2,
+           "filter_channels": c // 2, "modules_x": mx, "conns": None}
+    taps = (c // 2) * fs * fs
+    x, dy_conv = normal(c * size * size, n), normal(filters * mx * mx, n)
+    w_conv, w_local = normal(taps, filters), normal(mx * mx * taps, filters)
+    ox = pool_outputs_x(size, 3, 0, 2)
+    pool = {"channels": c, "size_x": 3, "stride": 2, "start": 0, "outputs_x": ox}
+    xi = rng.integers(-3, 4, x.shape).astype(np.float32)  # ties in the max windows
+    norm = {"channels": c, "size": 3, "scale": 0.001, "pow": 0.75}
+    rows, classes = 16, 10
+    labels = rng.integers(0, classes, n).astype(np.int64)
+    z = normal(classes, n)
+    probs = np.exp(z) / np.exp(z).sum(axis=0, keepdims=True)
+    nail_out, _ = nailbed_geometry(size, 2)
+    w_upd, v_upd, g_upd = normal(6, 5), normal(6, 5), normal(6, 5)
+
+    def sgd(B, a):
+        from replay.backends.cuda.dense import sgd_update as ours_sgd
+        from replay.update import sgd_update as ref_sgd
+
+        if not B.name.startswith("cuda"):
+            return ref_sgd(a["w"].astype(np.float32), a["v"].astype(np.float32), a["g"].astype(np.float32),
+                           eps=0.01, mom=0.9, wc=0.0005)
+        ours_sgd(a["w"], a["v"], a["g"], eps=0.01, mom=0.9, wc=0.0005)
+        return a["w"], a["v"]
+
+    def norm_pass(kind):  # forward, then backward at dy: (y, dx)
+        def run(B, a):
+            if kind == "cnorm":
+                y, denoms, diffs = B.cnorm_forward(a["x"], **norm)
+                return y, B.cnorm_backward(diffs, y, denoms, a["dy"], **norm)
+            y, denoms = getattr(B, f"{kind}_forward")(a["x"], **norm)
+            return y, getattr(B, f"{kind}_backward")(a["x"], y, denoms, a["dy"], **norm)
+        return run
+
+    def softmax_pass(B, a):
+        y = B.softmax_forward(a["z"])
+        return y, B.softmax_backward(y, a["dy"])
+
+    def eltmax_pass(B, a):
+        y = B.eltmax_forward([a["a"], a["b"]])
+        return (y, *B.eltmax_backward(a["dy"], [a["a"], a["b"]], y))
+
+    def dropout_check(out, a) -> float:
+        y, mask = (common.to_numpy(v) for v in out)
+        ok = np.isin(mask, (0.0, 1.0)).all() and np.array_equal(y, a["x"] * mask)
+        return 0.0 if ok else float("inf")
+
+    conv_cases = [
+        ("conv_forward", {"x": x, "w": w_conv}, lambda B, a: B.conv_forward(a["x"], a["w"], **geo), None),
+        ("conv_backward_data", {"dy": dy_conv, "w": w_conv},
+         lambda B, a: B.conv_backward_data(a["dy"], a["w"], image_size=size, **geo), None),
+        ("conv_backward_weights", {"x": x, "dy": dy_conv},
+         lambda B, a: B.conv_backward_weights(a["x"], a["dy"], partial_sum=mx, **geo), None),
+        ("local_forward", {"x": x, "w": w_local}, lambda B, a: B.local_forward(a["x"], a["w"], **geo), None),
+        ("local_backward_data", {"dy": dy_conv, "w": w_local},
+         lambda B, a: B.local_backward_data(a["dy"], a["w"], image_size=size, **geo), None),
+        ("local_backward_weights", {"x": x, "dy": dy_conv},
+         lambda B, a: B.local_backward_weights(a["x"], a["dy"], **geo), None),
+        ("add_conv_bias", {"y": dy_conv, "b": normal(filters, 1)},
+         lambda B, a: B.add_conv_bias(a["y"], a["b"], shared=True, filters=filters), None),
+        ("conv_bias_grad", {"dy": dy_conv}, lambda B, a: B.conv_bias_grad(a["dy"], shared=True, filters=filters),
+         None),
+    ]
+    return [*_each_conv_variant(conv_cases), *[
+        ("fc_forward", {"x": normal(rows, n), "w": normal(rows, classes), "b": normal(1, classes)},
+         lambda B, a: B.fc_forward([a["x"]], [a["w"]], a["b"]), None),
+        ("fc_bias_grad", {"dy": normal(rows, n)}, lambda B, a: B.fc_bias_grad(a["dy"]), None),
+        ("neuron_forward relu", {"x": normal(rows, n)}, lambda B, a: B.neuron_forward(a["x"], "relu"), None),
+        ("neuron_backward relu", {"x": normal(rows, n), "dy": normal(rows, n)},
+         lambda B, a: B.neuron_backward(a["x"], B.neuron_forward(a["x"], "relu"), a["dy"], "relu"), None),
+        ("pool_forward max", {"x": xi}, lambda B, a: B.pool_forward(a["x"], pool="max", **pool), None),
+        ("pool_backward max", {"x": xi, "dy": normal(c * ox * ox, n)},
+         lambda B, a: B.pool_backward(a["x"], B.pool_forward(a["x"], pool="max", **pool), a["dy"], pool="max",
+                                      **pool), None),
+        *[(f"{kind} forward+backward", {"x": x, "dy": normal(*x.shape)}, norm_pass(kind), None)
+          for kind in ("cmrnorm", "rnorm", "cnorm")],
+        ("softmax forward+backward", {"z": z, "dy": normal(classes, n)}, softmax_pass, None),
+        ("logreg_cost", {"labels": labels, "probs": probs.astype(np.float32)},
+         lambda B, a: B.logreg_cost(a["labels"], a["probs"], topk=2), None),
+        ("logreg gradients", {"labels": labels, "probs": probs.astype(np.float32)},
+         lambda B, a: (B.logreg_backward_probs(a["labels"], a["probs"], 1.0),
+                       B.softmax_logreg_backward(a["labels"], a["probs"], 1.0)), None),
+        ("dropout train", {"x": normal(rows, n), "dy": normal(rows, n)},
+         lambda B, a: B.dropout_forward(a["x"], keep=0.5, enable=True, train=True, rng=np.random.default_rng(1)),
+         dropout_check),
+        ("dropout test + backward", {"x": normal(rows, n), "mask": (normal(rows, n) > 0).astype(np.float32)},
+         lambda B, a: (B.dropout_forward(a["x"], keep=0.5, enable=True, train=False)[0],
+                       B.dropout_backward(a["x"], a["mask"], keep=0.5, enable=True, train=True)), None),
+        ("concat forward+backward", {"a": normal(3, n), "b": normal(5, n)},
+         lambda B, a: (B.concat_forward([a["a"], a["b"]]), *B.concat_backward(B.concat_forward([a["a"], a["b"]]),
+                                                                             [3, 5])), None),
+        ("eltsum forward+backward", {"a": normal(rows, n), "b": normal(rows, n)},
+         lambda B, a: (B.eltsum_forward([a["a"], a["b"]], [0.5, -2.0]),
+                       *B.eltsum_backward(a["a"], [0.5, -2.0])), None),
+        ("eltmax forward+backward", {"a": normal(rows, n), "b": normal(rows, n), "dy": normal(rows, n)},
+         eltmax_pass, None),
+        ("blur forward", {"x": x}, lambda B, a: B.blur_forward(a["x"], channels=c, filter_size=3, stdev=1.0), None),
+        ("nailbed forward+backward", {"x": x, "dy": normal(c * nail_out * nail_out, n)},
+         lambda B, a: (B.nailbed_forward(a["x"], channels=c, stride=2),
+                       B.nailbed_backward(a["dy"], channels=c, stride=2, img_size=size)), None),
+        ("sgd_update", {"w": w_upd, "v": v_upd, "g": g_upd}, sgd, None),
+    ]]
+
+
+def _each_conv_variant(cases):
+    """The conv cases once per kernel variant of replay/backends/cuda/conv.py (VARIANT_ENV forces one; the
+    NumPy reference ignores it), so that every variant's kernels are compiled and launched."""
+    import os
+
+    from replay.backends.cuda import conv as cuda_conv
+
+    env = getattr(cuda_conv, "VARIANT_ENV", None)
+    variants = sorted(getattr(cuda_conv, "VARIANT_TILE", {})) if env else []
+    if not variants:
+        return cases
+
+    def forced(call, variant):
+        def run(B, a):
+            if not B.name.startswith("cuda"):
+                return call(B, a)
+            before = os.environ.get(env)
+            os.environ[env] = variant
+            try:
+                return call(B, a)
+            finally:
+                if before is None:
+                    os.environ.pop(env, None)
+                else:
+                    os.environ[env] = before
+        return run
+
+    return [(f"{name} {variant}", inputs, forced(call, variant), check)
+            for variant in variants for name, inputs, call, check in cases]
+
+
+def run_smoke(to_device, *, out=sys.stdout) -> int:
+    """Run smoke_cases with our backend on arrays made by `to_device` (cupy.asarray: the GPU; np.asarray:
+    the emulator). Prints one line per op and the kernels no op launched; returns the number of problems."""
+    import time
+
+    from replay.backends import get_backend
+    from replay.backends.cuda import kernels
+
+    ours, ref = get_backend("cuda"), get_backend("numpy")
+    launched: list[str] = []
+    original = kernels.function
+
+    def recording(like, kernel):  # kernels.launch looks `function` up at each call
+        launched.append(kernel)
+        return original(like, kernel)
+
+    kernels.function = recording
+    problems, seen, cases = 0, set(), smoke_cases()
+    try:
+        for name, inputs, call, check in cases:
+            launched.clear()
+            started = time.perf_counter()
+            try:
+                got = call(ours, {k: to_device(v.copy()) for k, v in inputs.items()})
+                got_host = as_arrays(got)  # reads back: the launches have run
+                seconds = time.perf_counter() - started
+                if check is not None:
+                    error = check(got, inputs)
+                else:
+                    want = call(ref, {k: (v.astype(np.float64) if v.dtype == np.float32 else v.copy())
+                                      for k, v in inputs.items()})
+                    error = rel_error(got_host, want)
+                status = "ok" if error <= SMOKE_RTOL else "FAIL"
+                detail = f"err {error:.1e}"
+            except Exception as caught:  # noqa: BLE001 — report every op, then fail
+                status, seconds, detail = "ERROR", time.perf_counter() - started, f"{type(caught).__name__}: {caught}"
+            files = sorted({kernels.kernel_index()[k].name for k in launched if k in kernels.kernel_index()})
+            seen.update(launched)
+            problems += status != "ok"
+            where = ",".join(files) or "(no kernel: xp)"  # fc products are xp.matmul (cuBLAS on a GPU)
+            print(f"{status:5s} {name:28s} {where:28s} {detail:12s} {seconds:6.2f} s  "
+                  f"[{', '.join(dict.fromkeys(launched))}]", file=out, flush=True)
+    finally:
+        kernels.function = original
+    missing = sorted(set(kernels.kernel_index()) - seen)
+    for kernel in missing:
+        print(f"NOT RUN  {kernels.kernel_index()[kernel].name}: {kernel} (no smoke case launches it)", file=out)
+    print(f"smoke: {len(cases)} ops, {len(seen)} of {len(kernels.kernel_index())} kernels launched, "
+          f"{problems} problem(s)", file=out, flush=True)
+    return problems + len(missing)
+
+
 def main(argv=None) -> int:
     args = parser().parse_args(argv)
+    if args.smoke:
+        if args.emulate:
+            return 1 if run_smoke(np.asarray) else 0
+        try:
+            cupy, _ = common.require_gpu(need_torch=False)
+        except common.NoGpu as no_gpu:
+            print(f"{no_gpu} — smoke test skipped (run with --emulate for the CPU emulator)", file=sys.stderr)
+            return 0
+        common.progress(f"smoke on {common.device_info(cupy)['name']} (CuPy {cupy.__version__})")
+        return 1 if run_smoke(cupy.asarray) else 0
     cupy, torch = common.require_gpu()
     from replay.backends import get_backend
 

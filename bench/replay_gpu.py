@@ -16,7 +16,7 @@ Before timing, one test-mode forward of both on the same batch must give the sam
 the two compute the same graph.
 
 Timing: after --warmup steps, each of --iters steps between two marks that first synchronise the whole
-device (cudaDeviceSynchronize: every stream — our network runs each logical GPU on its own non-blocking
+device (cudaDeviceSynchronize: every stream — our network runs each logical GPU on its own
 stream, replay/backends/cuda/devices.py, so the two towers may overlap on the one card — and torch's),
 then read the host clock; the median is reported. Host-side stalls (our cost layer reads its three sums
 back to the host each step) count, as they should. Per-op and per-layer times use CUDA events on the
@@ -76,8 +76,13 @@ def gpu_env() -> Env:
 
     def ours_memory(net) -> int:
         # the default pool plus the pool of each logical GPU (replay/backends/cuda/devices.py LogicalGpus)
+        # (total_bytes counts the current device only: cupy/cuda/memory.pyx MemoryPool.total_bytes)
         pools = [p for p in getattr(net.transfers, "pools", None) or [] if p is not None]
-        return pool.total_bytes() + sum(p.total_bytes() for p in pools)
+        total = 0
+        for device in range(cupy.cuda.runtime.getDeviceCount()):
+            with cupy.cuda.Device(device):
+                total += pool.total_bytes() + sum(p.total_bytes() for p in pools)
+        return total
 
     return Env(cupy, "cuda", common.CupyEventClock(cupy), torch, "cuda", common.TorchEventClock(torch),
                common.device_info(cupy), step_clock=common.SyncedClock(cupy.cuda.runtime.deviceSynchronize),

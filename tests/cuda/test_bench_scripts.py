@@ -5,6 +5,7 @@ here with stand-ins for the GPU (the NumPy backend for ours, torch on the CPU, a
 small CIFAR net: every correctness gate must pass and every PyTorch equivalent must agree with ours."""
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import types
@@ -158,6 +159,10 @@ def test_the_kernel_benchmark_pipeline_on_the_cpu(tmp_path, archive_root):
     compared = [c for c in cases if c.get("torch_vs_ours_error") is not None]
     assert len(compared) >= 20
     assert all(c["torch_vs_ours_error"] < 1e-4 for c in compared), [c["name"] for c in compared]
+    # every conv GEMM is also timed with each variant forced, beside the autotuned choice
+    conv_cases = [c for c in cases if c["op"] in cuda_kernels.CONV_VARIANT_OPS]
+    assert conv_cases and all(set(c["variant_ms"]) == {"tile64", "tile128"} for c in conv_cases)
+    assert os.environ.get("ALEXNET_CONV_VARIANT") is None  # restored after the forced runs
 
 
 def test_the_gate_catches_a_wrong_kernel(archive_root):

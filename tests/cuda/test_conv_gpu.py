@@ -3,7 +3,8 @@
 Shapes from the release's layers-120.cfg (224-pixel crops, 128 cases): conv1 3→32 11×11 stride 4 (55×55
 modules, partialSum 5), pool 3/2 (55→27), cmrnorm 5, conv2 32→128 5×5 padding 2 (partialSum 3), a 3×3
 groups-2 conv on 13 pixels, a randSparse conv, and a CIFAR-size local layer. The reference runs in float32
-on the CPU; errors are max |got − want| / max |want|, at most 1e-4.
+on the CPU; errors are max |got − want| / max |want|, at most 1e-4. The conv GEMMs run once per variant
+(replay/backends/cuda/conv.py VARIANTS, forced with ALEXNET_CONV_VARIANT) and once through the autotuner.
 Skipped without CuPy and a GPU (marker `gpu`).
 """
 from __future__ import annotations
@@ -54,8 +55,8 @@ def conv_case(name: str, *, local: bool = False, seed: int = 0):
     if over:
         cf = over * channels // groups
         conns = np.concatenate([rng.permutation(channels) for _ in range(over)]).astype(np.int32)
-    kw = dict(channels=channels, filter_size=fs, padding=padding, stride=stride, groups=groups,
-              filter_channels=cf, modules_x=mx, conns=conns)
+    kw = {"channels": channels, "filter_size": fs, "padding": padding, "stride": stride, "groups": groups,
+              "filter_channels": cf, "modules_x": mx, "conns": conns}
     rows = cf * fs * fs * (mx * mx if local else 1)
     x = rng.standard_normal((channels * size * size, CASES), dtype=np.float32)
     w = (rng.standard_normal((rows, filters), dtype=np.float32) * 0.01).astype(np.float32)
@@ -63,10 +64,15 @@ def conv_case(name: str, *, local: bool = False, seed: int = 0):
     return x, w, dy, kw, size, partial_sum
 
 
+@pytest.mark.parametrize("variant", ["autotuned", "tile64", "tile128"])
 @pytest.mark.parametrize("name", list(CONVS))
-def test_conv_full_shapes(cp, name):
+def test_conv_full_shapes(cp, name, variant, monkeypatch):
     from replay.backends.cuda import conv as cuda_conv
 
+    if variant == "autotuned":
+        monkeypatch.delenv(cuda_conv.VARIANT_ENV, raising=False)
+    else:
+        monkeypatch.setenv(cuda_conv.VARIANT_ENV, variant)
     x, w, dy, kw, size, partial_sum = conv_case(name)
     gx, gw, gdy = cp.asarray(x), cp.asarray(w), cp.asarray(dy)
     assert_close(cuda_conv.conv_forward(gx, gw, **kw), ref.conv_forward(x, w, **kw))
@@ -82,12 +88,32 @@ def test_conv_full_shapes(cp, name):
                  ref.conv_bias_grad(dy, shared=True, filters=filters))
 
 
+def test_autotuner_times_once_per_shape_and_device(cp, monkeypatch):
+    from replay.backends.cuda import conv as cuda_conv
+
+    monkeypatch.delenv(cuda_conv.VARIANT_ENV, raising=False)
+    cuda_conv.forget_autotuning()
+    x, w, dy, kw, size, partial_sum = conv_case("conv2")
+    gx, gw, gdy = cp.asarray(x), cp.asarray(w), cp.asarray(dy)
+    first = cuda_conv.conv_forward(gx, gw, **kw)
+    cuda_conv.conv_backward_data(gdy, gw, image_size=size, **kw)
+    cuda_conv.conv_backward_weights(gx, gdy, partial_sum=partial_sum, **kw)
+    choices = cuda_conv.autotune_choices()
+    assert sorted(op for _, op, _ in choices) == ["data", "forward", "weights"]
+    assert set(choices.values()) <= set(cuda_conv.VARIANT_TILE)
+    timed = []
+    monkeypatch.setattr(cuda_conv, "_time_launch", lambda run: timed.append(run) or 0.0)
+    again = cuda_conv.conv_forward(gx, gw, **kw)  # cached: no timing
+    assert timed == [] and cuda_conv.autotune_choices() == choices
+    cp.testing.assert_array_equal(first, again)
+
+
 def test_local_cifar_shape(cp):
     from replay.backends.cuda import conv as cuda_conv
 
     # A CIFAR local layer (layers-conv-local style): 64 channels of 8×8, 3×3 filters, padding 1, 32 filters.
     rng = np.random.default_rng(2)
-    kw = dict(channels=64, filter_size=3, padding=1, stride=1, groups=1, modules_x=8)
+    kw = {"channels": 64, "filter_size": 3, "padding": 1, "stride": 1, "groups": 1, "modules_x": 8}
     x = rng.standard_normal((64 * 64, CASES), dtype=np.float32)
     w = rng.standard_normal((64 * 64 * 9, 32), dtype=np.float32) * np.float32(0.01)
     dy = rng.standard_normal((32 * 64, CASES), dtype=np.float32)
@@ -106,7 +132,7 @@ def test_pool_full_shape(cp, pool):
 
     rng = np.random.default_rng(3)
     x = rng.standard_normal((32 * 55 * 55, CASES), dtype=np.float32)
-    kw = dict(channels=32, size_x=3, stride=2, pool=pool)
+    kw = {"channels": 32, "size_x": 3, "stride": 2, "pool": pool}
     y = ref_pool.pool_forward(x, **kw)
     assert_close(cuda.pool_forward(cp.asarray(x), **kw), y)
     dy = rng.standard_normal(y.shape, dtype=np.float32)
@@ -120,7 +146,7 @@ def test_cmrnorm_full_shape(cp):
     rng = np.random.default_rng(4)
     x = rng.standard_normal((32 * 27 * 27, CASES), dtype=np.float32) * np.float32(10)
     dy = rng.standard_normal(x.shape, dtype=np.float32)
-    kw = dict(channels=32, size=5, scale=0.0001, pow=0.75)
+    kw = {"channels": 32, "size": 5, "scale": 0.0001, "pow": 0.75}
     y, denoms = ref_norm.cmrnorm_forward(x, **kw)
     gy, gdenoms = cuda.cmrnorm_forward(cp.asarray(x), **kw)
     assert_close(gy, y)

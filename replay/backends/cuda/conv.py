@@ -5,16 +5,39 @@ Arrays are float32, C-contiguous: NumPy arrays run through the CPU emulator, CuP
 (replay/backends/cuda/kernels.py: launch). The geometry (the 2012 module rule, groups, randSparse `conns`)
 is checked by the reference's own _geometry, so both backends accept and refuse the same layers.
 
-Kernels (kernels/conv.cu):
+Kernels (kernels/conv.cu), each GEMM in two variants (VARIANTS):
 - conv_filter_acts_kernel: forward as an implicit GEMM, filters^T (F × Cf·fs²) × patches (Cf·fs² × M·N)
-  per group, 64×64 output tiles; local layers tile one module's cases at a time with its own filters;
+  per group; local layers tile one module's cases at a time with its own filters;
 - conv_img_acts_kernel: conv data gradient, the transposed implicit GEMM in gather form (each image pixel
   sums over the filters and modules that read it; no atomics); local_img_acts_kernel: local data gradient,
   one thread per pixel;
 - conv_weight_acts_kernel: weight gradient, one GEMM over (module, case) per partialSum run of modules,
-  scaled by 1/N, then sum_partials_kernel adds the runs in module order (cc1 weight_acts.cu + addSum, as
-  numpy_ref); local layers are runs of one module;
+  scaled by 1/N; a block adds `runs_per_block` consecutive runs' partials in module order and
+  sum_partials_kernel adds the blocks' totals in order (cc1 weight_acts.cu + addSum, as numpy_ref); local
+  layers are runs of one module, one per block;
 - add_row_bias_kernel, row_sums_kernel: biases and their gradient.
+
+Variants (VARIANTS[op][name] is the kernel; op "forward", "data", "weights"):
+- "tile64": 64×64 output tiles, 4×4 per thread, chunks of 16, index arithmetic per staged element. Few
+  blocks' worth of waste on small shapes (few filters, few channels, few columns).
+- "tile128": 128×128 output tiles, 8×8 per thread as 2×2 sub-tiles of 4×4 read as float4 (16 FMAs per
+  shared load instead of 2), chunks of 8 double-buffered (next chunk's global loads in flight during the
+  current chunk's FMAs, one __syncthreads per chunk), the gather's index arithmetic in a per-block table
+  (forward: taps·8 bytes, data: fs²·Fg·8 bytes of dynamic shared memory; eligible while that fits in
+  TABLE_LIMIT bytes) — no integer division in the inner loop.
+Weight gradients: runs_per_block is chosen so that the grid keeps about WEIGHT_BLOCKS_PER_SM blocks per
+multiprocessor (_runs_per_block); the partials buffer shrinks by that factor.
+
+Variant selection (_choose): `ALEXNET_CONV_VARIANT=tile64|tile128` forces one for every op (a shape the
+forced variant cannot run — tile128's table too large — runs tile64). Otherwise:
+- on a GPU, the autotuner: the first call for an (op, shape) on a device times every eligible variant on the
+  call's own arguments (one warm-up launch, then AUTOTUNE_LAUNCHES launches between CUDA events on the
+  current stream; a synchronising step, so not inside a CUDA-graph capture), keeps the fastest in a
+  per-process cache keyed by (device id, op, shape), and every later call launches it directly.
+  `autotune_choices()` returns the cache, `forget_autotuning()` empties it;
+- in the emulator, a fixed rule (reproducible and fast CI): tile128 when the GEMM's row dimension (filters
+  per group for forward, filter channels for data, taps Cf·fs² for weights) exceeds 64 and the variant is
+  eligible, else tile64.
 
 randSparse data gradient: a channel that several (group, filter channel) pairs read (overSample > 1) gets
 one slot per repeat; the kernel writes each pair's sum into its own slot and the slots are added after, so
@@ -23,28 +46,52 @@ carry between calls).
 """
 from __future__ import annotations
 
+import os
+import threading
+from functools import lru_cache
+
 import numpy as np
 
-from replay.backends.cuda.kernels import grid_for, launch, xp_of
+from replay.backends.cuda.kernels import grid_for, is_cupy, launch, xp_of
 
 # The reference's geometry check (the 2012 module rule, groups, conns): one definition for both backends.
 from replay.backends.numpy_ref.conv import _geometry, modules_x_for
 
 __all__ = [
+    "VARIANTS",
     "add_conv_bias",
+    "autotune_choices",
     "conv_backward_data",
     "conv_backward_weights",
     "conv_bias_grad",
     "conv_forward",
+    "forget_autotuning",
     "local_backward_data",
     "local_backward_weights",
     "local_forward",
     "modules_x_for",
 ]
 
-TILE = 64            # conv.cu: TILE, the output tile of the GEMM kernels
-GEMM_BLOCK = (16, 16)  # conv.cu: THREADS_X, THREADS_Y
+GEMM_BLOCK = (16, 16)  # conv.cu: THREADS_X, THREADS_Y (both variants)
 ROW_SUM_BLOCK = 128  # row_sums_kernel: a power of two <= 256
+
+# {op: {variant: kernel}}; the tile edge of each variant in VARIANT_TILE.
+VARIANTS: dict[str, dict[str, str]] = {
+    "forward": {"tile64": "conv_filter_acts_kernel", "tile128": "conv_filter_acts_128_kernel"},
+    "data": {"tile64": "conv_img_acts_kernel", "tile128": "conv_img_acts_128_kernel"},
+    "weights": {"tile64": "conv_weight_acts_kernel", "tile128": "conv_weight_acts_128_kernel"},
+}
+VARIANT_TILE = {"tile64": 64, "tile128": 128}
+VARIANT_ENV = "ALEXNET_CONV_VARIANT"
+# conv.cu: the 128 kernels' static shared memory (2 operands x 2 buffers x BIG_CHUNK x BIG_PITCH floats);
+# their tap table takes the rest of the 48 KiB a block gets without an opt-in.
+_BIG_STATIC_SHARED = 2 * 2 * 8 * 132 * 4
+TABLE_LIMIT = 48 * 1024 - _BIG_STATIC_SHARED
+AUTOTUNE_LAUNCHES = 3
+# Weight gradients: blocks per multiprocessor the runs-per-block choice aims to keep (a few, to hide
+# latency and the tail); the emulator assumes an H100's 132 multiprocessors.
+WEIGHT_BLOCKS_PER_SM = 4
+EMULATED_SMS = 132
 
 
 def _i32(value) -> np.int32:
@@ -62,8 +109,97 @@ def _float32(*arrays):
     return out
 
 
-def _tiles(count: int) -> int:
-    return -(-count // TILE)
+def _tiles(count: int, tile: int = 64) -> int:
+    return -(-count // tile)
+
+
+# ---------------------------------------------------------------------------------------- variant choice
+
+_tuned: dict[tuple, str] = {}
+_tuned_lock = threading.Lock()
+
+
+def autotune_choices() -> dict[tuple, str]:
+    """A copy of the autotuner's cache: {(device id, op, shape key): variant}."""
+    with _tuned_lock:
+        return dict(_tuned)
+
+
+def forget_autotuning() -> None:
+    """Empty the autotuner's cache (the next call per shape times the variants again)."""
+    with _tuned_lock:
+        _tuned.clear()
+
+
+def _forced_variant() -> str | None:
+    name = os.environ.get(VARIANT_ENV, "").strip()
+    if not name:
+        return None
+    if name not in VARIANT_TILE:
+        raise ValueError(f"{VARIANT_ENV}={name!r}: expected one of {sorted(VARIANT_TILE)}")
+    return name
+
+
+def _time_launch(run) -> float:
+    """Milliseconds per call of `run` on the current CUDA stream (after one warm-up call)."""
+    import cupy
+
+    run()
+    start, end = cupy.cuda.Event(), cupy.cuda.Event()
+    start.record()
+    for _ in range(AUTOTUNE_LAUNCHES):
+        run()
+    end.record()
+    end.synchronize()
+    return cupy.cuda.get_elapsed_time(start, end) / AUTOTUNE_LAUNCHES
+
+
+def _choose(op: str, like, key: tuple, rows: int, runners: dict) -> str:
+    """The variant to launch for `op` on this shape. `runners` {variant: zero-argument launch} holds the
+    eligible variants (tile64 always); `rows` is the GEMM's row dimension (the emulator's rule)."""
+    forced = _forced_variant()
+    if forced is not None:
+        return forced if forced in runners else "tile64"
+    if not is_cupy(like):
+        return "tile128" if "tile128" in runners and rows > 64 else "tile64"
+    if len(runners) == 1:
+        return next(iter(runners))
+    import cupy
+
+    cache_key = (cupy.cuda.Device().id, op, key)
+    with _tuned_lock:
+        chosen = _tuned.get(cache_key)
+    if chosen is None:
+        times = {name: _time_launch(run) for name, run in runners.items()}
+        chosen = min(times, key=times.get)
+        with _tuned_lock:
+            _tuned[cache_key] = chosen
+    return chosen
+
+
+def _multiprocessors(like) -> int:
+    if not is_cupy(like):
+        return EMULATED_SMS
+    import cupy
+
+    return _device_multiprocessors(cupy.cuda.runtime.getDevice())
+
+
+@lru_cache(maxsize=None)
+def _device_multiprocessors(device: int) -> int:
+    # One attribute, asked once per device: Device().attributes queries all ~100 of them at every call
+    # (cupy/cuda/device.pyx _get_attributes), and this runs at every weight-gradient launch.
+    import cupy
+
+    runtime = cupy.cuda.runtime
+    return int(runtime.deviceGetAttribute(runtime.cudaDevAttrMultiProcessorCount, device))
+
+
+def _runs_per_block(parts: int, blocks_per_run: int, like) -> int:
+    """How many consecutive partialSum runs one weight-gradient block adds: as many as keep the grid at
+    about WEIGHT_BLOCKS_PER_SM blocks per multiprocessor, at least 1."""
+    wanted_groups = -(-WEIGHT_BLOCKS_PER_SM * _multiprocessors(like) // blocks_per_run)
+    return max(1, parts // max(1, wanted_groups))  # rounded down: the grid stays at or over the aim
 
 
 def _row_channels(xp, geo) -> object:
@@ -103,11 +239,23 @@ def _filter_acts(x, w, geo, *, local: bool):
     fg = _check_filters(filters, geo)
     n = x.shape[1]
     y = xp.empty((filters * geo.modules, n), dtype=np.float32)
-    columns = geo.modules * _tiles(n) if local else _tiles(geo.modules * n)
-    launch(x, "conv_filter_acts_kernel", (columns, geo.groups * _tiles(fg)), GEMM_BLOCK,
-           (x, w, y, _row_channels(xp, geo), _i32(geo.image_size), _i32(geo.filter_size), _i32(geo.padding),
+    args = (x, w, y, _row_channels(xp, geo), _i32(geo.image_size), _i32(geo.filter_size), _i32(geo.padding),
             _i32(geo.stride), _i32(geo.modules_x), _i32(n), _i32(filters), _i32(geo.groups),
-            _i32(geo.filter_channels), _i32(1 if local else 0)))
+            _i32(geo.filter_channels), _i32(1 if local else 0))
+
+    def runner(variant: str):
+        tile = VARIANT_TILE[variant]
+        columns = geo.modules * _tiles(n, tile) if local else _tiles(geo.modules * n, tile)
+        grid = (columns, geo.groups * _tiles(fg, tile))
+        shared = geo.taps * 8 if variant == "tile128" else 0  # the tap table (int2 per tap)
+        return lambda: launch(x, VARIANTS["forward"][variant], grid, GEMM_BLOCK, args, shared_mem=shared)
+
+    runners = {"tile64": runner("tile64")}
+    if geo.taps * 8 <= TABLE_LIMIT and geo.filter_size < 256:
+        runners["tile128"] = runner("tile128")
+    key = (local, geo.image_size, geo.filter_size, geo.padding, geo.stride, geo.modules_x, geo.groups,
+           geo.filter_channels, filters, n)
+    runners[_choose("forward", x, key, fg, runners)]()
     return y
 
 
@@ -132,15 +280,30 @@ def _img_acts(dy, w, geo, *, local: bool):
         total = geo.groups * geo.filter_channels * pixels * n
         launch(dy, "local_img_acts_kernel", grid_for(total), 256, args)
     else:
-        launch(dy, "conv_img_acts_kernel", (_tiles(pixels * n), geo.groups * _tiles(geo.filter_channels)),
-               GEMM_BLOCK, args)
+        reduction = geo.filter_size * geo.filter_size * (filters // geo.groups)
+
+        def runner(variant: str):
+            tile = VARIANT_TILE[variant]
+            grid = (_tiles(pixels * n, tile), geo.groups * _tiles(geo.filter_channels, tile))
+            shared = reduction * 8 if variant == "tile128" else 0  # the tap table (int2 per reduction index)
+            return lambda: launch(dy, VARIANTS["data"][variant], grid, GEMM_BLOCK, args, shared_mem=shared)
+
+        runners = {"tile64": runner("tile64")}
+        # tile128 packs u/stride, v/stride and the residues in 8 bits each.
+        if reduction * 8 <= TABLE_LIMIT and geo.filter_size < 256 and geo.stride < 256:
+            runners["tile128"] = runner("tile128")
+        key = (geo.image_size, geo.filter_size, geo.padding, geo.stride, geo.modules_x, geo.groups,
+               geo.filter_channels, filters, n, slots)
+        runners[_choose("data", dy, key, geo.filter_channels, runners)]()
     if slots == 1:
         return out
     return out.reshape(slots, geo.channels * pixels, n).sum(axis=0)
 
 
-def _weight_acts(x, dy, geo, *, partial_sum: int):
-    """(parts·K, F) partial weight gradients, each (1/N)·Σ over one run of partial_sum modules."""
+def _weight_acts(x, dy, geo, *, partial_sum: int, local: bool = False):
+    """(1/N)·Σ over modules and cases as (K, F) dw for conv — each run of partial_sum modules summed on
+    its own and the runs added in module order — or (M·K, F) per-module filters for local (runs of one
+    module, each its own output)."""
     x, dy = _float32(x, dy)
     xp = xp_of(x)
     n = x.shape[1]
@@ -149,12 +312,35 @@ def _weight_acts(x, dy, geo, *, partial_sum: int):
     filters = dy.shape[0] // geo.modules
     fg = _check_filters(filters, geo)
     parts = geo.modules // partial_sum
-    out = xp.empty((parts * geo.taps, filters), dtype=np.float32)
-    launch(x, "conv_weight_acts_kernel", (_tiles(geo.taps), geo.groups * _tiles(fg), parts), GEMM_BLOCK,
-           (x, dy, out, _row_channels(xp, geo), _i32(geo.image_size), _i32(geo.filter_size),
-            _i32(geo.padding), _i32(geo.stride), _i32(geo.modules_x), _i32(n), _i32(filters),
-            _i32(geo.groups), _i32(geo.filter_channels), _i32(partial_sum), np.float32(1.0 / n)))
-    return out
+    row_channels = _row_channels(xp, geo)
+    result = {}
+
+    def runner(variant: str):
+        tile = VARIANT_TILE[variant]
+        blocks_per_run = _tiles(geo.taps, tile) * geo.groups * _tiles(fg, tile)
+        per_block = 1 if local else _runs_per_block(parts, blocks_per_run, x)
+        totals = -(-parts // per_block)
+
+        def run():
+            out = xp.empty((totals * geo.taps, filters), dtype=np.float32)
+            launch(x, VARIANTS["weights"][variant], (_tiles(geo.taps, tile), geo.groups * _tiles(fg, tile), totals),
+                   GEMM_BLOCK,
+                   (x, dy, out, row_channels, _i32(geo.image_size), _i32(geo.filter_size), _i32(geo.padding),
+                    _i32(geo.stride), _i32(geo.modules_x), _i32(n), _i32(filters), _i32(geo.groups),
+                    _i32(geo.filter_channels), _i32(partial_sum), _i32(per_block), np.float32(1.0 / n)))
+            if totals > 1 and not local:
+                dw = xp.empty((geo.taps, filters), dtype=np.float32)
+                launch(out, "sum_partials_kernel", grid_for(dw.size), 256, (out, dw, _i32(totals), _i32(dw.size)))
+                out = dw
+            result["out"] = out
+
+        return run
+
+    runners = {"tile64": runner("tile64"), "tile128": runner("tile128")}
+    key = (local, geo.image_size, geo.filter_size, geo.padding, geo.stride, geo.modules_x, geo.groups,
+           geo.filter_channels, filters, n, partial_sum)
+    runners[_choose("weights", x, key, geo.taps, runners)]()
+    return result["out"]
 
 
 # ---------------------------------------------------------------------------------------------------- conv
@@ -196,15 +382,7 @@ def conv_backward_weights(x, dy, *, channels: int, filter_size: int, padding: in
     if per < 0 or geo.modules % per:
         raise ValueError(f"partial_sum {partial_sum} does not divide the {geo.modules} modules "
                          "(layer.py: ConvLayerParser.parse)")
-    partials = _weight_acts(x, dy, geo, partial_sum=per)
-    parts = geo.modules // per
-    if parts == 1:
-        return partials
-    xp = xp_of(partials)
-    dw = xp.empty((geo.taps, partials.shape[1]), dtype=np.float32)
-    launch(partials, "sum_partials_kernel", grid_for(dw.size), 256,
-           (partials, dw, _i32(parts), _i32(dw.size)))
-    return dw
+    return _weight_acts(x, dy, geo, partial_sum=per)
 
 
 def add_conv_bias(y, b, *, shared: bool, filters: int, out=None):
@@ -280,4 +458,4 @@ def local_backward_weights(x, dy, *, channels: int, filter_size: int, padding: i
     del saved
     geo = _geometry_of(x.shape[0], channels, filter_size, padding, stride, groups, filter_channels, modules_x,
                        conns)
-    return _weight_acts(x, dy, geo, partial_sum=1)
+    return _weight_acts(x, dy, geo, partial_sum=1, local=True)

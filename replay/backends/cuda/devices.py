@@ -5,6 +5,18 @@ maps logical GPU k to a physical device — device k where the machine has more 
 so a two-GPU net also runs on one card — and gives each logical GPU its own `cupy.cuda.Stream` and its own
 `cupy.cuda.MemoryPool`: work done `with gpus.on(k):` runs on k's device and stream and allocates from k's
 pool, so two logical GPUs on one card still keep separate memory and separate queues, as two cards would.
+(CuPy 14.2: the current stream is kept per thread and per device, cupy/cuda/stream.pyx `_ThreadLocal`, and
+entering a Stream checks that it belongs to the current device, so `on` enters the Device first; the
+allocator of `using_allocator` is thread-local and restored on exit, cupy/cuda/__init__.py; a MemoryPool
+keeps one SingleDeviceMemoryPool per device and picks the current one at each malloc, cupy/cuda/memory.pyx.)
+
+The streams are ordinary (blocking) streams, not `non_blocking=True`: CuPy's current stream outside any
+`with stream:` is the legacy default stream (cupy/cuda/stream.pyx `get_default_stream` -> Stream.null), and
+whatever runs there — `cupy.asnumpy`/`ndarray.get` of a result read after the pass (Network.to_host, the
+trainer, the benchmarks), a test's comparison — must see the work queued on the logical GPUs' streams. The
+legacy default stream waits for earlier work of blocking streams only; a non-blocking stream is unordered
+with it, so such a read could see an array before the kernel that writes it has run. The logical GPUs'
+own streams still overlap each other (blocking streams are ordered with the legacy stream alone).
 
 An activation read by a layer on another logical GPU (and the gradient going back) crosses only through
 `copy(array, source, target)` (SEMANTICS.md §6): the copy is queued on the target's stream after an event
@@ -24,9 +36,12 @@ CuPy is imported only when a LogicalGpus is made with xp = cupy (never at module
 """
 from __future__ import annotations
 
+import os
 from contextlib import contextmanager, nullcontext
 
 import numpy as np
+
+NO_POOL_ENV = "ALEXNET_CUDA_NO_POOL"
 
 
 def is_cupy_module(xp) -> bool:
@@ -46,10 +61,15 @@ def gpu_xp():
 
 
 def as_numpy(array):
-    """`array` as a NumPy array on the host (cupy.asnumpy for a CuPy array; NumPy arrays as they are)."""
+    """`array` as a NumPy array on the host (cupy.asnumpy for a CuPy array; NumPy arrays as they are).
+
+    A CuPy array is read after its whole device has finished its queued work: `ndarray.get` copies on the
+    *current* stream (cupy/_core/core.pyx `get`), which need not be the stream that wrote the array (a
+    read inside another logical GPU's `on`, or under per-thread default streams)."""
     if type(array).__module__.split(".")[0] == "cupy":
         import cupy
 
+        array.device.synchronize()
         return cupy.asnumpy(array)
     return np.asarray(array)
 
@@ -74,10 +94,16 @@ class LogicalGpus:
             physical = cuda.runtime.getDeviceCount()
             self.devices = [k if k < physical else 0 for k in range(self.count)]
             self.streams, self.pools = [], []
+            # ALEXNET_CUDA_NO_POOL=1: no memory pools at all, every array its own cudaMalloc, so that
+            # compute-sanitizer's memcheck sees an overrun into a neighbour (inside a pool's chunk it
+            # cannot). bench/gpu_verify.sh's sanitize phase sets it; it is slow, for checking only.
+            no_pool = os.environ.get(NO_POOL_ENV, "").strip().lower() in ("1", "true", "yes")
+            if no_pool:
+                cuda.set_allocator(None)  # the default pool too (work outside `on`)
             for device in self.devices:
                 with cuda.Device(device):
-                    self.streams.append(cuda.Stream(non_blocking=True))
-                    self.pools.append(cuda.MemoryPool())
+                    self.streams.append(cuda.Stream())  # blocking: see the module docstring
+                    self.pools.append(None if no_pool else cuda.MemoryPool())
         else:
             self.devices = [0] * self.count  # one "host" world
             self.streams = self.pools = [None] * self.count
@@ -99,14 +125,20 @@ class LogicalGpus:
     @contextmanager
     def _on_device(self, gpu: int):
         cuda = self.xp.cuda
-        with cuda.Device(self.devices[gpu]), self.streams[gpu], cuda.using_allocator(self.pools[gpu].malloc):
+        # None: cudaMalloc for every array (cupy/cuda/__init__.py using_allocator: "memory pool is disabled")
+        malloc = None if self.pools[gpu] is None else self.pools[gpu].malloc
+        with cuda.Device(self.devices[gpu]), self.streams[gpu], cuda.using_allocator(malloc):
             yield
 
     def to(self, gpu: int | None, array):
-        """Host → logical GPU `gpu` (on the CPU: the array itself). A CuPy array already there is returned."""
+        """Host → logical GPU `gpu` (on the CPU: the array itself). A CuPy array already on that device is
+        returned; one on another device is copied there (cupy.asarray would hand back the other device's
+        array unchanged: cupy/_creation/from_data.py asarray copies only for a dtype or order change)."""
         if not self.on_device or gpu is None or gpu < 0:
             return array
         with self.on(gpu):
+            if type(array).__module__.split(".")[0] == "cupy" and array.device.id != self.devices[gpu]:
+                return array.copy()  # ndarray.copy makes the copy on the current device
             return self.xp.asarray(array)
 
     def to_host(self, array) -> np.ndarray:
@@ -149,9 +181,11 @@ class LogicalGpus:
             else:
                 self.xp.copyto(out, array)  # queued on the target's (current) stream
             # The source block must not be overwritten before the copy has read it. CuPy's pool reuses a
-            # freed block only on the stream it was allocated on (the source's), so make the source
-            # stream wait for the copy before anything it runs next. (An event is recorded on a stream
-            # of its own device: made here, under the target's device.)
+            # freed block only on the stream it was allocated on (cupy/cuda/memory.pyx: a block is taken
+            # from the arena of the current stream, SingleDeviceMemoryPool._malloc -> _arena(stream), and
+            # goes back to that same arena when freed, free -> chunk.arena), here the source's, so make
+            # the source stream wait for the copy before anything it runs next. (An event is recorded
+            # on a stream of its own device: made here, under the target's device.)
             done = cuda.Event(disable_timing=True)
             done.record(stream)
         with cuda.Device(self.devices[source]):
