@@ -14,10 +14,10 @@ The cases come from the net's replay plan (default #120: 224×224, two towers; o
 named after the first layer that has it, tower a before tower b): for every conv layer and input, the
 forward, the data gradient (marked * where a training step does not compute it: conv1 reads the data) and
 the weight gradient (with the layer's partialSum), the bias add and bias gradient; every pooling,
-cmrnorm, cnorm, blur and nailbed layer forward and backward; the neurons of each distinct size; fc forward,
-data and weight gradients (CuPy matmul = cuBLAS on both sides); softmax forward, the fused softmax+logreg
-gradient and the logreg cost (which reads its sums back to the host); dropout (hs) forward and backward;
-and the momentum-SGD update of the largest weight matrix.
+cmrnorm, cnorm, blur, nailbed and href layer forward and backward; the neurons of each distinct size; fc
+forward, data and weight gradients (CuPy matmul = cuBLAS on both sides); softmax forward, the fused
+softmax+logreg gradient and the logreg cost (which reads its sums back to the host); dropout (hs) forward
+and backward; and the momentum-SGD update of the largest weight matrix.
 
 Correctness gate, before any timing: each of our kernels is run on the full batch and compared with the
 NumPy reference (replay/backends/numpy_ref, replay/update.py) on a slice of --check-cases cases: ops whose
@@ -30,7 +30,7 @@ compared with ours (rel. 1e-3, informative: it shows the PyTorch equivalent comp
 PyTorch equivalents (strict FP32: TF32 off for matmul and cuDNN, float32_matmul_precision 'highest';
 cudnn.benchmark on): conv forward F.conv2d on the input already padded by the 2012 module rule (the pad is
 not timed), data / weight gradient aten.convolution_backward with the one output asked for; bias add
-in place; fc addmm / mm; relu and threshold_backward; pooling, the norms, blur and nailbed as
+in place; fc addmm / mm; relu and threshold_backward; pooling, the norms, blur, nailbed and href as
 replay/torch_graph.py computes them (its forward; backward by autograd.grad with the graph kept); softmax;
 softmax+logreg gradient as autograd of cross_entropy(sum); the cost as NLL + argmax errors with .item();
 dropout as torch_graph's (rand_like, compare, multiply); the update as torch.optim.SGD(fused=True).
@@ -245,6 +245,12 @@ def build_cases(plan, experiment, batch: int, *, seed: int = 0) -> list[Case]:
                      lambda B, a, kw=kw: B.nailbed_forward(a["x"], **kw),
                      lambda a, kw=kw: ref.nailbed_forward(a["x"], **kw),
                      True, torch=_graph_fwd(layer.name, kw["channels"])), ("nailbed", tuple(kw.items()), x.shape))
+        elif t == "href":
+            kw = {"channels": s["channels"]}
+            x = normal(layer.outputs, batch)
+            add(Case(f"{layer.name} fwd", "href_forward", layer.name, {"x": x}, ("x",),
+                     lambda B, a, kw=kw: B.href_forward(a["x"], **kw), lambda a, kw=kw: ref.href_forward(a["x"], **kw),
+                     True, torch=_graph_fwd(layer.name, kw["channels"])), ("href", tuple(kw.items()), x.shape))
 
     # the update of the largest weight matrix (replay/update.py's rule; the CUDA kernel works in place)
     param = max((p for p in plan.params if p.kind == "weights"), key=lambda p: p.shape[0] * p.shape[1])
@@ -767,6 +773,7 @@ def smoke_cases(seed: int = 0) -> list[tuple[str, dict, Callable, Callable | Non
     z = normal(classes, n)
     probs = np.exp(z) / np.exp(z).sum(axis=0, keepdims=True)
     nail_out, _ = nailbed_geometry(size, 2)
+    x_href = normal(3 * 7 * 7, n)  # href takes 1 to 3 channels; an odd width has a middle column
     w_upd, v_upd, g_upd = normal(6, 5), normal(6, 5), normal(6, 5)
 
     def sgd(B, a):
@@ -854,6 +861,9 @@ def smoke_cases(seed: int = 0) -> list[tuple[str, dict, Callable, Callable | Non
         ("nailbed forward+backward", {"x": x, "dy": normal(c * nail_out * nail_out, n)},
          lambda B, a: (B.nailbed_forward(a["x"], channels=c, stride=2),
                        B.nailbed_backward(a["dy"], channels=c, stride=2, img_size=size)), None),
+        ("href forward+backward", {"x": x_href, "dy": normal(*x_href.shape), "prev": normal(*x_href.shape)},
+         lambda B, a: (B.href_forward(a["x"], channels=3), B.href_backward(a["dy"], channels=3, prev_grad=a["prev"]),
+                       B.href_backward(a["dy"], channels=3, prev_grad=a["prev"], fix_overwrite=True)), None),
         ("sgd_update", {"w": w_upd, "v": v_upd, "g": g_upd}, sgd, None),
     ]]
 

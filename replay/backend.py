@@ -19,6 +19,7 @@ bias gradients divided by N (§4.2). Keyword arguments are as in replay/backends
 | logreg_cost, logreg_backward_probs, softmax_logreg_backward | cost.logreg    | kLogregCost, kLogregSoftmaxGrad  |
 | dropout_forward, dropout_backward           | hs                             | HiddenSexLayer                   |
 | blur_/nailbed_forward, _backward            | blur, nailbed                  | kGaussianBlur, kBedOfNails       |
+| href_forward, href_backward                 | href (horizontal reflection)   | cc2 conv_util.cu: kReflectH      |
 | concat_, eltsum_, eltmax_forward/_backward  | concat, eltsum, eltmax         | layer.cu                         |
 
 Optional speed-ups a backend may honour or ignore; the results must not depend on them:
@@ -47,7 +48,7 @@ OPERATIONS = (
     "softmax_forward", "softmax_backward",
     "logreg_cost", "logreg_backward_probs", "softmax_logreg_backward",
     "dropout_forward", "dropout_backward",
-    "blur_forward", "blur_backward", "nailbed_forward", "nailbed_backward",
+    "blur_forward", "blur_backward", "nailbed_forward", "nailbed_backward", "href_forward", "href_backward",
     "concat_forward", "concat_backward", "eltsum_forward", "eltsum_backward", "eltmax_forward", "eltmax_backward",
 )
 

@@ -40,6 +40,11 @@ FIXABLE = {
                          "(src/weights.cu: superMomUpdate)",
     "crossent2-sign": "cost.crossent2's gradient has the wrong sign for the 0 targets "
                       "(src/layer_kernels.cu: crossEntGrad2)",
+    # replayed_bugs names it only where href's input also takes a gradient from another layer on its GPU.
+    "href-overwrite": "href's backward overwrites the gradient other layers on its GPU already sent to its "
+                      "input (src/layer.cu: HorizontalReflectionLayer::bpropActs ignores scaleTargets); never "
+                      "hit by the release, whose only href layers (layers-126) read data and nails0, which "
+                      "take no gradient",
 }
 
 # layer.py: WeightLayerParser.call_init_func reads `module.function(arg1,arg2,...)`.
@@ -155,7 +160,7 @@ class Network:
         return float(value)
 
     SUPPORTED = {"data", "conv", "local", "fc", "neuron", "pool", "cmrnorm", "rnorm", "cnorm", "softmax",
-                 "cost.logreg", "hs", "blur", "nailbed", "concat", "eltsum", "eltmax"}
+                 "cost.logreg", "hs", "blur", "nailbed", "href", "concat", "eltsum", "eltmax"}
 
     def _check_supported(self, layer: PlanLayer) -> None:
         # Layers that need input the replay's data (CIFAR batches, image folders, the synthetic set: one
@@ -356,6 +361,8 @@ class Network:
                                         stdev=float(s["stdev"]))
         if t == "nailbed":
             return self.ops.nailbed_forward(inputs[0], channels=s["channels"], stride=s["stride"])
+        if t == "href":
+            return self.ops.href_forward(inputs[0], channels=s["channels"])
         if t == "concat":
             return self.ops.concat_forward(inputs)
         if t == "eltsum":
@@ -499,6 +506,9 @@ class Network:
                                          stdev=float(s["stdev"]))
         if t == "nailbed":
             return self.ops.nailbed_backward(dy, channels=s["channels"], stride=s["stride"], img_size=d["imgSize"])
+        if t == "href":  # like rnorm/cnorm: the whole buffer comes back, `prev` lost unless fixed
+            return self._replace(layer.inputs[index], self.ops.href_backward(
+                dy, channels=s["channels"], prev_grad=prev, fix_overwrite="href-overwrite" in self.fixes), prev)
         if t == "concat":
             sizes = [self._acts[source].shape[0] for source in layer.inputs]
             return self.ops.concat_backward(dy, sizes)[index]
@@ -510,8 +520,8 @@ class Network:
         raise ReplayError(f"{self._where(layer)}: no backward rule for {t!r}")
 
     def _replace(self, source: str, buffer: np.ndarray, prev: np.ndarray | None):
-        """rnorm/cnorm return the whole gradient buffer of their input (with the size >= 6 bug it may
-        have dropped `prev`); turn it back into this layer's contribution."""
+        """rnorm/cnorm and href return the whole gradient buffer of their input (with the size >= 6 bug or
+        href's overwrite it may have dropped `prev`); turn it back into this layer's contribution."""
         return buffer if prev is None else buffer - prev
 
     def _weight_grads(self, layer: PlanLayer, index: int, dy: np.ndarray) -> None:
@@ -632,12 +642,20 @@ class Network:
 def replayed_bugs(plan: ReplayPlan, fixes=frozenset()) -> list[tuple[str, str]]:
     """The 2012 bugs a replay of `plan` reproduces unless --fix'ed: [(fix name, "layer 'x' (file:line): what")]."""
     found = []
+    by_name = {layer.name: layer for layer in plan.layers}
     for layer in plan.layers:
         where = f"layer {layer.name!r} ({layer.source})"
         # conv_util.cu: convResponseNormUndo overwrites, for size >= 6 on channels % 4 == 0.
         if (layer.type in ("rnorm", "cnorm") and int(layer.settings.get("size", 0) or 0) >= SIZE_BUG_MIN_SIZE
                 and int(layer.settings.get("channels", 0) or 0) % 4 == 0):
             found.append(("norm-size-gradient", where))
+        # layer.cu: HorizontalReflectionLayer::bpropActs overwrites its input's gradient buffer on its GPU,
+        # which matters only where another layer on that GPU also sends that input a gradient.
+        source = by_name.get(layer.inputs[0]) if layer.type == "href" and layer.inputs else None
+        if (source is not None and source.type != "data" and source.grad_consumer
+                and any(other is not layer and source.name in other.inputs and other.gpu == layer.gpu
+                        for other in plan.layers)):
+            found.append(("href-overwrite", where))
         if layer.type == "cost.crossent2":
             found.append(("crossent2-sign", where))
         if any(p.super_eps > 0 for p in plan.params if p.layer == layer.name):

@@ -398,6 +398,8 @@ def _make_graph_class(torch):
             elif t == "nailbed":
                 ox, start = nailbed_geometry(d["imgSize"], s["stride"])
                 spec.update(channels=s["channels"], side=d["imgSize"], stride=s["stride"], ox=ox, start=start)
+            elif t == "href":
+                spec.update(channels=s["channels"], side=d["imgSize"])
             elif t == "eltsum":
                 spec["coeffs"] = list(s.get("coeffs") or [1.0] * len(layer.inputs))
             elif t == "cost.logreg":
@@ -405,7 +407,7 @@ def _make_graph_class(torch):
             elif t not in ("softmax", "concat", "eltmax"):
                 raise TorchGraphError(f"{_where(layer)}: layer type {t!r} has no PyTorch form here "
                                       "(expressed: data, conv, local, fc, neuron, pool, cmrnorm, rnorm, cnorm, "
-                                      "softmax, hs, blur, nailbed, concat, eltsum, eltmax, cost.logreg)")
+                                      "softmax, hs, blur, nailbed, href, concat, eltsum, eltmax, cost.logreg)")
             return spec
 
         # --- forward ----------------------------------------------------------------------------
@@ -461,6 +463,8 @@ def _make_graph_class(torch):
                 x = images(inputs[0], spec["channels"], spec["side"])
                 st, ox, start = spec["stride"], spec["ox"], spec["start"]
                 return x[:, :, start::st, start::st][:, :, :ox, :ox]
+            if t == "href":  # preprocess.py: href_forward, the columns of every map reversed
+                return torch.flip(images(inputs[0], spec["channels"], spec["side"]), dims=[3])
             if t == "concat":
                 return torch.cat([flat(v) for v in inputs], dim=1)
             if t == "eltsum":

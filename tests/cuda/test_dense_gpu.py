@@ -90,6 +90,15 @@ def test_blur_nailbed_224():
           ref_pre.nailbed_backward(cupy.asnumpy(y), channels=3, stride=4, img_size=224), rtol=0, atol=0)
 
 
+
+@pytest.mark.parametrize("size", [224, 56])  # layers-126: href-data, href-nails
+def test_href_126_shapes(size):
+    x, prev = rand(3 * size * size, N, seed=16), rand(3 * size * size, N, seed=17)
+    close(dense.href_forward(cupy.asarray(x), channels=3), ref_pre.href_forward(x, channels=3), rtol=0, atol=0)
+    close(dense.href_backward(cupy.asarray(x), channels=3, prev_grad=cupy.asarray(prev), fix_overwrite=True),
+          ref_pre.href_backward(x, channels=3, prev_grad=prev, fix_overwrite=True), rtol=0, atol=0)
+
+
 def test_sgd_update_fc6_bit_identical():
     w, v, g = rand(9216, 4096, scale=0.01, seed=13), rand(9216, 4096, scale=1e-3, seed=14), rand(9216, 4096, seed=15)
     w_ref, v_ref = ref_update.sgd_update(w, v, g, eps=0.01, mom=0.9, wc=0.0005)

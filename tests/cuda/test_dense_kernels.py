@@ -40,7 +40,7 @@ def test_every_kernel_is_found_in_exactly_one_file():
     index = kernels.kernel_index()
     for name in ("neuron_forward_kernel", "neuron_backward_kernel", "softmax_forward_kernel", "logreg_cost_kernel",
                  "dropout_forward_kernel", "row_mean_kernel", "copy_kernel", "blur_pass_kernel",
-                 "nailbed_backward_kernel", "sgd_update_kernel"):
+                 "nailbed_backward_kernel", "href_kernel", "sgd_update_kernel"):
         assert index[name].suffix == ".cu"
     with pytest.raises(KeyError, match="no .cu file"):
         kernels.function(np.zeros(1, np.float32), "no_such_kernel")
@@ -334,6 +334,32 @@ def test_nailbed_matches_reference(size, stride):
     assert np.array_equal(y, ref_pre.nailbed_forward(x, channels=2, stride=stride))
     dx = dense.nailbed_backward(y, channels=2, stride=stride, img_size=size)
     assert np.array_equal(dx, ref_pre.nailbed_backward(y, channels=2, stride=stride, img_size=size))
+
+
+
+@pytest.mark.parametrize("channels,size,cases", [(3, 7, 5), (1, 4, 33), (2, 9, 1)])
+def test_href_matches_reference(channels, size, cases):
+    # odd widths have a middle column that stays put; 33 cases are not a multiple of the warp
+    x = rand(channels * size * size, cases, seed=72)
+    y = dense.href_forward(x, channels=channels)
+    assert np.array_equal(y, ref_pre.href_forward(x, channels=channels))
+    dy, prev = rand(*x.shape, seed=73), rand(*x.shape, seed=74)
+    mirrored = ref_pre.href_forward(dy, channels=channels)
+    assert np.array_equal(dense.href_backward(dy, channels=channels), mirrored)
+    # HorizontalReflectionLayer::bpropActs overwrites the earlier gradient; the fix adds to it
+    assert np.array_equal(dense.href_backward(dy, channels=channels, prev_grad=prev), mirrored)
+    fixed = dense.href_backward(dy, channels=channels, prev_grad=prev, fix_overwrite=True)
+    assert np.array_equal(fixed, ref_pre.href_backward(dy, channels=channels, prev_grad=prev, fix_overwrite=True))
+    assert np.array_equal(prev, rand(*x.shape, seed=74))  # the inputs are not modified
+
+
+def test_href_refuses_what_the_2012_layer_refuses():
+    with pytest.raises(ValueError, match="1 to 3 channels"):
+        dense.href_forward(rand(4 * 9, 2), channels=4)
+    with pytest.raises(ValueError, match="square"):
+        dense.href_forward(rand(3 * 10, 2), channels=3)
+    with pytest.raises(TypeError, match="float32"):
+        dense.href_forward(rand(3 * 9, 2).astype(np.float64), channels=3)
 
 
 # ------------------------------------------------------------------------------------------------- update

@@ -144,3 +144,31 @@ def test_href_mirrors_and_its_backward_overwrites():
                  earlier + mirrored, what="fixed")
     with pytest.raises(ValueError):
         href_forward(np.zeros((4 * 9, 1)), channels=4)
+
+
+@pytest.mark.parametrize("channels, side, cases", [(3, 5, 2), (1, 4, 3), (2, 7, 1)])
+def test_href_matches_torch_flip_forward_and_backward(channels, side, cases):
+    """torch.flip on the width axis; its autograd is the flip of the incoming gradient. Bit for bit: a
+    reflection only moves values."""
+    rng = np.random.default_rng(65)
+    x = rng.standard_normal((channels * side * side, cases)).astype(np.float32)
+    dy = rng.standard_normal(x.shape).astype(np.float32)
+    xt = torch.tensor(to_nchw(x, channels), requires_grad=True)
+    yt = torch.flip(xt, dims=[3])
+    yt.backward(torch.tensor(to_nchw(dy, channels)))
+    np.testing.assert_array_equal(href_forward(x, channels=channels), from_nchw(yt.detach().numpy()))
+    np.testing.assert_array_equal(href_backward(dy, channels=channels), from_nchw(xt.grad.numpy()))
+    images = x.reshape(channels, side, side, cases)
+    mirrored = href_forward(x, channels=channels).reshape(images.shape)
+    np.testing.assert_array_equal(mirrored[:, :, side - 1], images[:, :, 0])  # column x <- column S−1−x
+    if side % 2:
+        np.testing.assert_array_equal(mirrored[:, :, side // 2], images[:, :, side // 2])  # the middle stays
+
+
+def test_href_backward_matches_finite_differences():
+    rng = np.random.default_rng(66)
+    channels, side = 2, 3
+    x = rng.standard_normal((channels * side * side, 2))
+    dy = rng.standard_normal(x.shape)
+    numeric = numeric_grad(lambda v: float(np.sum(href_forward(v, channels=channels) * dy)), x)
+    assert_close(href_backward(dy, channels=channels), numeric, rtol=1e-6, atol=1e-8, what="fd")

@@ -4,7 +4,7 @@ weights in today's layout go through a safetensors file into the PyTorch model u
 Every layer's output is compared, not only the softmax: the nets cover conv (padding, stride 4 with the
 2012 module rule reading 3 pixels past the border, two inputs with their own geometry), local, fc with
 several inputs, max and avg pooling with clipped windows, rnorm, cmrnorm with minDiv, cnorm, blur,
-nailbed, concat, hs at test time and relu."""
+nailbed, concat, hs at test time and relu; href (#126) on its own."""
 from __future__ import annotations
 
 import json
@@ -164,3 +164,19 @@ def test_runs_export_writes_todays_layout(monkeypatch, release, nets, tmp_path, 
     assert meta["experiment"] == experiment.id and meta["layers_file"] == plan.layers_file
     assert json.loads(meta["tensors"])["local4.weight"]["shape_2012"] == [10368, 32]
     assert [layer["name"] for layer in json.loads(meta["graph"])] == [layer.name for layer in plan.layers]
+
+
+def test_href_is_a_flip_of_the_width_axis(release):
+    """#126's href-data and href-nails (zero weights: only the parameter-free layers are compared) against
+    the NumPy reference's href on the same inputs."""
+    from replay.backends.numpy_ref.preprocess import href_forward
+
+    experiment = release.experiment("126-2012-full")
+    plan = build_plan(experiment)
+    model = build_torch_model(plan, experiment, None, dtype=torch.float64)
+    data = np.random.default_rng(4).normal(size=(3 * 224 * 224, 1))
+    with torch.no_grad():
+        outs = model(torch.from_numpy(to_nchw(data, 3)), outputs=["href-data", "nails0", "href-nails"])
+    np.testing.assert_array_equal(_as_columns(outs["href-data"]), href_forward(data, channels=3))
+    np.testing.assert_array_equal(_as_columns(outs["href-nails"]),
+                                  href_forward(_as_columns(outs["nails0"]), channels=3))

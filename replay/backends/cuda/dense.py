@@ -1,4 +1,4 @@
-"""Dense layers, cost.logreg, blur/nailbed and the momentum update as CUDA kernels.
+"""Dense layers, cost.logreg, blur/nailbed/href and the momentum update as CUDA kernels.
 
 Same signatures and semantics as replay/backends/numpy_ref (dense.py, costs.py, preprocess.py) and
 replay/update.py (sgd_update, here in place), checked against them kernel by kernel (tests/cuda). Arrays
@@ -315,7 +315,7 @@ def eltmax_backward(dy, xs: Sequence, y) -> list:
     return out
 
 
-# ---------------------------------------------------------------------------------------- blur, nailbed
+# ---------------------------------------------------------------------------------- blur, nailbed, href
 
 def _blur(x, channels: int, filter_size: int, stdev: float):
     x = _f32(x, "x")
@@ -368,6 +368,36 @@ def nailbed_backward(dy, *, channels: int, stride: int, img_size: int):
     dx = xp_of(dy).empty((channels * img_size * img_size, cases), dtype=np.float32)
     _flat(dy, "nailbed_backward_kernel", dx.size,
           (dy, dx, _i32(channels), _i32(img_size), _i32(cases), _i32(outputs_x), _i32(start), _i32(stride)))
+    return dx
+
+
+def _href(x, channels: int):
+    if not 1 <= channels <= 3:  # layer.py: HorizontalReflectionLayerParser; convReflectHorizontal asserts
+        raise ValueError(f"href takes 1 to 3 channels, got {channels}")
+    rows, cases = x.shape
+    side = round((rows // channels) ** 0.5)
+    if channels * side * side != rows:
+        raise ValueError(f"{rows} rows are not {channels} square images")
+    y = xp_of(x).empty_like(x)
+    _flat(x, "href_kernel", y.size, (x, y, _i32(channels), _i32(side), _i32(cases)))
+    return y
+
+
+def href_forward(x, *, channels: int):
+    """y[c, y, x] = x[c, y, S − 1 − x] for every case: (C·S·S, N) -> (C·S·S, N) (cc2 conv_util.cu: kReflectH)."""
+    return _href(_f32(x, "x"), channels)
+
+
+def href_backward(dy, *, channels: int, prev_grad=None, fix_overwrite: bool = False):
+    """The input's gradient buffer after this layer, as numpy_ref.preprocess.href_backward: the mirrored dy,
+    which overwrites prev_grad (HorizontalReflectionLayer::bpropActs ignores scaleTargets) unless
+    fix_overwrite, which gives prev_grad + mirrored dy."""
+    dx = _href(_f32(dy, "dy"), channels)
+    if prev_grad is not None and fix_overwrite:
+        prev_grad = _f32(prev_grad, "prev_grad")
+        if prev_grad.shape != dx.shape:
+            raise ValueError(f"prev_grad is {prev_grad.shape}, the gradient {dx.shape}")
+        _flat(dx, "add_scaled_kernel", dx.size, (prev_grad, dx, _i32(dx.size), np.float32(1.0)))  # dx += prev
     return dx
 
 

@@ -215,11 +215,13 @@ def production_cases() -> dict[str, Callable[[], object]]:
         m = dense.eltmax_forward(xs)
         dense.eltmax_backward(xs[0], xs, m)
 
-    def blur_nailbed():
+    def blur_nailbed():  # and href
         img = _rand(2 * 9 * 9, 5, seed=21)
         dense.blur_forward(img, channels=2, filter_size=5, stdev=1.0)
         y = dense.nailbed_forward(img, channels=2, stride=3)
         dense.nailbed_backward(y, channels=2, stride=3, img_size=9)
+        mirrored = dense.href_forward(img, channels=2)
+        dense.href_backward(mirrored, channels=2, prev_grad=img, fix_overwrite=True)
 
     def sgd_update():
         w, v, g = _rand(d, n, seed=22), _rand(d, n, scale=0.01, seed=23), _rand(d, n, seed=24)
@@ -233,7 +235,7 @@ def production_cases() -> dict[str, Callable[[], object]]:
     cases["dense.softmax+logreg"] = softmax_logreg
     cases["dense.dropout"] = dropout
     cases["dense.concat+eltsum+eltmax"] = elementwise
-    cases["dense.blur+nailbed"] = blur_nailbed
+    cases["dense.blur+nailbed+href"] = blur_nailbed
     cases["dense.sgd_update"] = sgd_update
     cases["dense.fc_bias_grad"] = fc_bias_grad
     return cases

@@ -1,5 +1,6 @@
-// Parameter-free image layers on the data: blur and nailbed (bed of nails). Images are (C·S·S, N) viewed as
-// (C, S, S, N): element (c, y, x, n) at ((c·S + y)·S + x)·N + n. Semantics: numpy_ref/preprocess.py.
+// Parameter-free image layers on the data: blur, nailbed (bed of nails) and href (horizontal reflection).
+// Images are (C·S·S, N) viewed as (C, S, S, N): element (c, y, x, n) at ((c·S + y)·S + x)·N + n.
+// Semantics: numpy_ref/preprocess.py.
 
 // One pass of the separable Gaussian blur (cc1/cc2 conv_util.cu kGaussianBlur): along x when horizontal,
 // along y otherwise: out[i] = Σ_k g[k]·in[i + k − r], zero outside (no renormalisation at the border),
@@ -52,5 +53,16 @@ extern "C" __global__ void nailbed_backward_kernel(const float* dy, float* dx, i
             if (ox < outputs_x && oy < outputs_x) v = dy[((c * outputs_x + oy) * outputs_x + ox) * cases + nc];
         }
         dx[i] = v;
+    }
+}
+
+// cc2 conv_util.cu kReflectH: y[c, py, px, n] = x[c, py, S − 1 − px, n]. Out of place (in != out), one thread
+// per output element; the map is its own inverse, so the same kernel gives the backward from dy.
+extern "C" __global__ void href_kernel(const float* in, float* out, int channels, int size, int cases) {
+    int n = channels * size * size * cases;
+    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += blockDim.x * gridDim.x) {
+        int nc = i % cases, pixel = i / cases;  // pixel = (c·S + py)·S + px
+        int px = pixel % size;
+        out[i] = in[(pixel - px + (size - 1 - px)) * cases + nc];
     }
 }
