@@ -41,6 +41,8 @@ from contextlib import contextmanager, nullcontext
 
 import numpy as np
 
+from .kernels import is_cupy
+
 NO_POOL_ENV = "ALEXNET_CUDA_NO_POOL"
 
 
@@ -66,7 +68,7 @@ def as_numpy(array):
     A CuPy array is read after its whole device has finished its queued work: `ndarray.get` copies on the
     *current* stream (cupy/_core/core.pyx `get`), which need not be the stream that wrote the array (a
     read inside another logical GPU's `on`, or under per-thread default streams)."""
-    if type(array).__module__.split(".")[0] == "cupy":
+    if is_cupy(array):
         import cupy
 
         array.device.synchronize()
@@ -137,7 +139,7 @@ class LogicalGpus:
         if not self.on_device or gpu is None or gpu < 0:
             return array
         with self.on(gpu):
-            if type(array).__module__.split(".")[0] == "cupy" and array.device.id != self.devices[gpu]:
+            if is_cupy(array) and array.device.id != self.devices[gpu]:
                 return array.copy()  # ndarray.copy makes the copy on the current device
             return self.xp.asarray(array)
 
