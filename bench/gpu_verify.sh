@@ -4,14 +4,14 @@
 #   bash bench/gpu_verify.sh prepare            here, on the CPU machine: carry the release, print the device calls
 #   bash bench/gpu_verify.sh PHASE[,PHASE] OUTDIR   on the GPU machine (or here, as a rehearsal)
 #
-# Phases (each sized to end well inside one 10-minute device command on an H100 with 16 cores):
+# Phases (each ends inside its share of one device command; the device gives a session 15 minutes in all):
 #   smoke     machine, versions, imports, the carried release, the CLI's replay options, every kernel compiled
 #             and loaded through cupy.RawModule (or bench/cuda_kernels.py --smoke / bench/cupy_smoke.py if there)
-#   tests     pytest tests/cuda -m gpu (serially; junit gpu-tests.xml), then the rest of tests/cuda (emulator,
-#             NVRTC, engine) with -n where pytest-xdist is installed (junit cuda-tests.xml)
+#   tests     pytest tests/cuda -m gpu (junit gpu-tests.xml; with -n 4 where pytest-xdist is there)
 #   sanitize  one training step of #120 at small scale, plain and then under compute-sanitizer's memcheck,
-#             racecheck, synccheck and initcheck (--error-exitcode: a finding fails the phase)
-#   bench     bench/cuda_kernels.py --json kernels.json, bench/replay_gpu.py --json replay.json
+#             racecheck, synccheck and initcheck, in that order (--error-exitcode: a finding fails the phase)
+#   bench     bench/replay_gpu.py --json replay.json, then bench/cuda_kernels.py --json kernels.json
+#   emulated  the rest of tests/cuda (emulator, NVRTC, engine; CI runs these too, so only when time is left)
 #   all       smoke,tests,sanitize,bench (more than one 10-minute command's worth: only for a long limit)
 #
 # Why it is written this way: the device machine has no network and the wrong torch for our pin, so nothing is
@@ -19,13 +19,15 @@
 # project (never committed): `prepare` copies it into .carry/ (ignored through .git/info/exclude and .gitignore),
 # the call names .carry in `carry`, and this script points ALEXNET_ARCHIVE at it. OUTDIR gets at most 8 files
 # (the device returns 8): PHASE.log for each phase run, gpu-tests.xml, cuda-tests.xml, kernels.json, replay.json.
+# The order inside each phase is the issue's "done when" first (pytest -m gpu, memcheck and racecheck,
+# replay_gpu.py), so a budget that runs out cuts the extras.
 #
 # Environment: GPU_VERIFY_REQUIRE_GPU=1 makes a missing GPU (or compute-sanitizer) a failure instead of a skip
 # (the device calls set it); GPU_VERIFY_BUDGET_S (default 570) is the wall-clock budget of one invocation, after
-# which steps are cut short and reported, so the summary is written before the device's 600 s limit;
+# which steps are cut short and reported, so the summary is written before the device command's limit;
 # GPU_VERIFY_NET (default 120) is the net the sanitizer replays; PYTHON (default python3); GPU_VERIFY_HAVE_GPU=1|0
 # overrides the GPU detection (to rehearse the GPU steps' plumbing on a CPU machine); GPU_VERIFY_SANITIZERS
-# (default "memcheck:150 racecheck:200 synccheck:80 initcheck:80") the compute-sanitizer tools and their seconds.
+# (default "memcheck:100 racecheck:150 synccheck:60 initcheck:60") the compute-sanitizer tools and their seconds.
 set -uo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -38,7 +40,7 @@ MAX_LOG_BYTES=$((15 * 1024 * 1024))  # the device returns files of up to 16 MiB
 START=$SECONDS
 
 usage() {
-    sed -n '2,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+    sed -n '2,17p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
     exit 2
 }
 
@@ -74,20 +76,18 @@ prepare() {
     echo "prepare: the working tree that travels: $(git ls-files -co --exclude-standard -z | du -ch --files0-from=- 2>/dev/null | tail -1 | cut -f1) + .carry"
     cat <<'EOF'
 
-Device calls (the tool `run`; each names .carry in carry). Read PHASE.log's last line: "PHASE: PASS|FAIL (n s)".
- 1. smoke and tests, ~1 min + ~3-6 min:
-    command: GPU_VERIFY_REQUIRE_GPU=1 bash bench/gpu_verify.sh smoke,tests "$OUT"
-    carry: [".carry"]   timeout_s: 600
-    back: smoke.log, tests.log, gpu-tests.xml, cuda-tests.xml
- 2. sanitize, ~2-6 min (each tool is cut at its share of the budget and then reported as INCONCLUSIVE):
-    command: GPU_VERIFY_REQUIRE_GPU=1 bash bench/gpu_verify.sh sanitize "$OUT"
-    carry: [".carry"]   timeout_s: 600
+Device time: 15 minutes a session in all, each machine start (1-2 min) included; no machine starts with
+under 4 minutes left, and a warm one goes back after 30 s idle. So two calls (the tool `run`; each names
+.carry in carry), then give_back. Read each PHASE.log's last line: "PHASE: PASS|FAIL (n s)".
+ 1. kernels load, pytest -m gpu, the #120 bench against cuDNN FP32/TF32 (~5 min):
+    command: GPU_VERIFY_REQUIRE_GPU=1 GPU_VERIFY_BUDGET_S=320 bash bench/gpu_verify.sh smoke,tests,bench "$OUT"
+    carry: [".carry"]   timeout_s: 350
+    back: smoke.log, tests.log, bench.log, gpu-tests.xml, replay.json, kernels.json
+ 2. compute-sanitizer on one #120 step: memcheck, racecheck, then synccheck and initcheck as time allows (~4 min):
+    command: GPU_VERIFY_REQUIRE_GPU=1 GPU_VERIFY_BUDGET_S=240 bash bench/gpu_verify.sh sanitize "$OUT"
+    carry: [".carry"]   timeout_s: 270
     back: sanitize.log
- 3. bench, ~2-6 min:
-    command: GPU_VERIFY_REQUIRE_GPU=1 bash bench/gpu_verify.sh bench "$OUT"
-    carry: [".carry"]   timeout_s: 600
-    back: bench.log, kernels.json, replay.json
-Calls 2 and 3 fit one call when call 1 showed the machine is quick: "... bash bench/gpu_verify.sh sanitize,bench \"$OUT\"".
+    (if call 1 failed and a fix is ready, put the failed phase before sanitize: "tests,sanitize")
 EOF
 }
 
@@ -154,16 +154,19 @@ summary() {  # the phase's last lines; its exit status
     return 1
 }
 
-junit_counts() {  # junit_counts FILE -> "tests failures errors skipped" summed over the test suites
+junit_counts() {  # junit_counts FILE -> "tests failures errors skipped one-device-skips" summed over the suites
     "$PY" - "$1" <<'EOF'
 import sys
 import xml.etree.ElementTree as ET
 try:
     root = ET.parse(sys.argv[1]).getroot()
 except (OSError, ET.ParseError):
-    print("0 0 0 0"); sys.exit()
+    print("0 0 0 0 0"); sys.exit()
 suites = [root] if root.tag == "testsuite" else root.findall("testsuite")
-print(*(sum(int(s.get(k, 0)) for s in suites) for k in ("tests", "failures", "errors", "skipped")))
+counts = [sum(int(s.get(k, 0)) for s in suites) for k in ("tests", "failures", "errors", "skipped")]
+# skips a one-GPU machine must make (tests/cuda/test_cupy_gpu.py: "needs two CUDA devices")
+one_device = sum("needs two CUDA devices" in (skip.get("message") or "") for skip in root.iter("skipped"))
+print(*counts, one_device)
 EOF
 }
 
@@ -272,36 +275,51 @@ EOF
     fi
 }
 
-phase_tests() {
-    cd "$REPO" || return 1
-    local common=(-p no:cacheprovider -o "junit_family=xunit2")
-    step gpu-tests 300 "$PY" -m pytest tests/cuda -m gpu -v -rs "${common[@]}" --junitxml "$OUT/gpu-tests.xml"
-    local rc=$? counts
-    [ "$rc" -eq 5 ] && echo "   (pytest exit 5: no gpu test was collected)"
-    read -r -a counts <<< "$(junit_counts "$OUT/gpu-tests.xml")"
-    local gpu_summary="gpu tests: ${counts[0]} collected, $((counts[0] - counts[1] - counts[2] - counts[3])) passed, ${counts[1]} failed, ${counts[2]} errors, ${counts[3]} skipped"
-    echo "   $gpu_summary"
-    if [ "$HAVE_GPU" != 1 ]; then
-        no_gpu "${counts[3]} gpu tests (a module skipped at import counts once)"
-    elif [ "${counts[3]}" -gt 0 ]; then
-        echo "-- gpu-tests: ${counts[3]} skipped on a machine with a GPU"
-        FAILS+=("gpu tests: ${counts[3]} skipped although a GPU is here")
-    fi
-    # The rest of tests/cuda: the emulator, NVRTC and engine tests (with a GPU, the engine ones use it).
-    local parallel=()
+PARALLEL=()
+use_xdist() {  # use_xdist MAX: PARALLEL=(-n N), N <= MAX, where pytest-xdist is installed; else () and a note
+    PARALLEL=()
     if "$PY" -c "import xdist" 2>/dev/null; then
         local n
         n=$(nproc)
-        [ "$n" -gt 8 ] && n=8
-        parallel=(-n "$n")
+        [ "$n" -gt "$1" ] && n=$1
+        PARALLEL=(-n "$n")
     else
-        NOTES+=("pytest-xdist not installed: the CUDA tests ran serially")
+        NOTES+=("pytest-xdist not installed: tests ran serially")
     fi
-    step cuda-tests 420 "$PY" -m pytest tests/cuda -m "not gpu" -q -rs "${parallel[@]+"${parallel[@]}"}" "${common[@]}" \
-        --junitxml "$OUT/cuda-tests.xml"
-    read -r -a counts <<< "$(junit_counts "$OUT/cuda-tests.xml")"
-    echo "   the other tests of tests/cuda: ${counts[0]} collected, $((counts[0] - counts[1] - counts[2] - counts[3])) passed, ${counts[1]} failed, ${counts[2]} errors, ${counts[3]} skipped"
-    echo "   $gpu_summary"
+}
+
+test_counts() {  # test_counts FILE LABEL: one line of counts from a junit file
+    local counts
+    read -r -a counts <<< "$(junit_counts "$1")"
+    echo "$2: ${counts[0]} collected, $((counts[0] - counts[1] - counts[2] - counts[3])) passed, ${counts[1]} failed, ${counts[2]} errors, ${counts[3]} skipped"
+}
+
+phase_tests() {
+    cd "$REPO" || return 1
+    # a few workers: the NumPy references of the full 2012 shapes run on the CPU beside the GPU work
+    use_xdist 4
+    step gpu-tests 200 "$PY" -m pytest tests/cuda -m gpu -v -rs -p no:cacheprovider -o "junit_family=xunit2" \
+        "${PARALLEL[@]+"${PARALLEL[@]}"}" --junitxml "$OUT/gpu-tests.xml"
+    local rc=$? counts
+    [ "$rc" -eq 5 ] && echo "   (pytest exit 5: no gpu test was collected)"
+    read -r -a counts <<< "$(junit_counts "$OUT/gpu-tests.xml")"
+    echo "   $(test_counts "$OUT/gpu-tests.xml" "gpu tests")"
+    if [ "$HAVE_GPU" != 1 ]; then
+        no_gpu "${counts[3]} gpu tests (a module skipped at import counts once)"
+    elif [ "${counts[3]}" -gt "${counts[4]}" ]; then
+        echo "-- gpu-tests: $((counts[3] - counts[4])) skipped on a machine with a GPU (besides ${counts[4]} that need two)"
+        FAILS+=("gpu tests: $((counts[3] - counts[4])) skipped although a GPU is here")
+    elif [ "${counts[4]}" -gt 0 ]; then
+        NOTES+=("${counts[4]} gpu test(s) need two CUDA devices: skipped on this one")
+    fi
+}
+
+phase_emulated() {  # the rest of tests/cuda: the emulator, NVRTC and engine tests (with a GPU, the engine ones use it)
+    cd "$REPO" || return 1
+    use_xdist 8
+    step cuda-tests 420 "$PY" -m pytest tests/cuda -m "not gpu" -q -rs -p no:cacheprovider -o "junit_family=xunit2" \
+        "${PARALLEL[@]+"${PARALLEL[@]}"}" --junitxml "$OUT/cuda-tests.xml"
+    echo "   $(test_counts "$OUT/cuda-tests.xml" "the other tests of tests/cuda")"
 }
 
 # compute-sanitizer: on PATH, else where the CUDA toolkit keeps it
@@ -350,7 +368,7 @@ phase_sanitize() {
     # array, which inside one pool chunk it cannot.
     local -x ALEXNET_NVRTC_LINEINFO=1 ALEXNET_CUDA_NO_POOL=1  # this phase only (not the bench after it)
     local tool limit
-    for tool in ${GPU_VERIFY_SANITIZERS:-memcheck:150 racecheck:200 synccheck:80 initcheck:80}; do
+    for tool in ${GPU_VERIFY_SANITIZERS:-memcheck:100 racecheck:150 synccheck:60 initcheck:60}; do
         limit=${tool#*:}
         tool=${tool%:*}
         local extra=()
@@ -368,8 +386,8 @@ phase_bench() {
         no_gpu "bench/cuda_kernels.py and bench/replay_gpu.py"
         return
     fi
-    step cuda-kernels 270 "$PY" bench/cuda_kernels.py --keep-going --json "$OUT/kernels.json"
-    step replay-gpu 270 "$PY" bench/replay_gpu.py --json "$OUT/replay.json"
+    step replay-gpu 180 "$PY" bench/replay_gpu.py --json "$OUT/replay.json"
+    step cuda-kernels 240 "$PY" bench/cuda_kernels.py --keep-going --json "$OUT/kernels.json"
 }
 
 # ---- main ---------------------------------------------------------------------------------------------------
@@ -384,13 +402,16 @@ PHASES=$1
 [ "$PHASES" = all ] && PHASES=smoke,tests,sanitize,bench
 IFS=, read -r -a PHASE_LIST <<< "$PHASES"
 for phase in "${PHASE_LIST[@]}"; do
-    case $phase in smoke|tests|sanitize|bench) ;; *) echo "unknown phase: $phase" >&2; usage ;; esac
+    case $phase in smoke|tests|sanitize|bench|emulated) ;; *) echo "unknown phase: $phase" >&2; usage ;; esac
 done
 mkdir -p "$2" || exit 1
 OUT=$(cd "$2" && pwd)
 cd "$REPO" || exit 1
 
 export PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1
+# The tests read results with cupy.asnumpy on the legacy default stream, which waits for the logical GPUs'
+# blocking streams (replay/backends/cuda/devices.py); CuPy's per-thread default stream would not.
+unset CUPY_CUDA_PER_THREAD_DEFAULT_STREAM
 export PYTHONPATH="$REPO${PYTHONPATH:+:$PYTHONPATH}"
 if [ -d "$CARRIED/layers" ]; then
     export ALEXNET_ARCHIVE=$CARRIED

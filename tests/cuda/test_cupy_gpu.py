@@ -94,13 +94,15 @@ def test_two_logical_gpus_on_one_device_launch_on_their_own_stream_and_pool(cupy
         with gpus.on(k):
             assert cupy.cuda.get_current_stream() == gpus.streams[k]
             assert cupy.cuda.Device().id == gpus.devices[k]
-            y = dense.neuron_forward(gpus.to(k, host), "relu")
+            x = gpus.to(k, host)
+            y = dense.neuron_forward(x, "relu")
         after = [pool.used_bytes() for pool in gpus.pools]
-        assert after[k] >= before[k] + 2 * host.nbytes  # the input and the output, from k's own pool
+        # the input and the output, from k's own pool (both alive: a freed block leaves used_bytes at once)
+        assert after[k] >= before[k] + 2 * host.nbytes
         assert after[1 - k] == before[1 - k]
-        outputs.append(y)
+        outputs.append((x, y))
     gpus.synchronize()
-    for y in outputs:
+    for _, y in outputs:
         assert np.array_equal(as_numpy(y), np.maximum(host, 0))
 
 

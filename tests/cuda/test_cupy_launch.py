@@ -46,6 +46,19 @@ def test_launches_cuda_would_refuse_are_refused_here(grid, block, shared, messag
         kernels.launch_dims("some_kernel", grid, block, shared)
 
 
+def test_a_block_over_the_kernel_s_launch_bounds_is_refused():
+    """conv.cu's GEMM kernels declare __launch_bounds__(256): ptxas fits their registers to 256 threads, so
+    the GPU would refuse a bigger block. A kernel without bounds may have CUDA's 1024."""
+    bounds = kernels.launch_bounds()
+    assert bounds["conv_filter_acts_kernel"] == 256 and bounds["scale_kernel"] == 1024
+    assert set(bounds) == set(kernels.kernel_index())
+    kernels.launch_dims("conv_filter_acts_kernel", 1, (16, 16))
+    with pytest.raises(ValueError, match=r"conv_filter_acts_kernel: block \(16, 32\) has 512 threads; its "
+                                         r"__launch_bounds__ allow 256"):
+        kernels.launch_dims("conv_filter_acts_kernel", 1, (16, 32))
+    assert kernels.launch_dims("scale_kernel", 1, 1024)[1] == (1024,)
+
+
 def test_a_refused_launch_never_reaches_the_kernel():
     x = np.zeros(4, np.float32)
     with pytest.raises(ValueError, match="scale_kernel"):

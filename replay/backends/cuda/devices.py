@@ -90,7 +90,7 @@ class LogicalGpus:
         self.per_batch: list[tuple[int, int]] = []
         self.wait_seconds = 0.0  # time the target streams waited for their sources, this batch
         self.wait_per_batch: list[float] = []
-        self._pending_waits: list = []  # (start, end) event pairs on target streams, resolved in end_batch
+        self._pending_waits: list = []  # (device, start, end): event pairs on target streams, resolved in end_batch
         if self.on_device:
             cuda = xp.cuda
             physical = cuda.runtime.getDeviceCount()
@@ -175,7 +175,7 @@ class LogicalGpus:
             start.record(stream)
             stream.wait_event(ready)
             end.record(stream)
-            self._pending_waits.append((start, end))
+            self._pending_waits.append((self.devices[target], start, end))
             src_device, dst_device = self.devices[source], self.devices[target]
             if src_device != dst_device:
                 cuda.runtime.memcpyPeerAsync(out.data.ptr, dst_device, array.data.ptr, src_device, array.nbytes,
@@ -204,9 +204,10 @@ class LogicalGpus:
     def end_batch(self) -> None:
         """Close the batch: its (copies, bytes) go to per_batch; the waits measured by its event pairs
         (synchronising on their end events, once per batch) to wait_per_batch."""
-        for start, end in self._pending_waits:
-            end.synchronize()
-            self.wait_seconds += self.xp.cuda.get_elapsed_time(start, end) / 1000.0
+        for device, start, end in self._pending_waits:
+            with self.xp.cuda.Device(device):  # the events' own device (cudaEventElapsedTime on two cards)
+                end.synchronize()
+                self.wait_seconds += self.xp.cuda.get_elapsed_time(start, end) / 1000.0
         self._pending_waits = []
         self.per_batch.append((self.copies, self.bytes))
         self.wait_per_batch.append(self.wait_seconds)

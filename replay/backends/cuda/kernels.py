@@ -24,7 +24,8 @@ as a double, a NumPy scalar as its own dtype): scalars as np.int32 / np.float32,
 float32 (int32 where the kernel says int*) — CuPy passes an array's data pointer and ignores its strides
 (RawKernel docstring), so a non-contiguous view would be read as if it were contiguous. The emulator
 refuses anything else, so CI checks the convention. `launch` also refuses grids and blocks that CUDA
-would refuse (cudaLaunchKernel limits) so that CI catches them too.
+would refuse (cudaLaunchKernel limits, and a block over the kernel's __launch_bounds__) so that CI catches
+them too.
 
 CuPy is never imported at module import time; only `launch` with a CuPy array (or `xp_of`) touches it.
 """
@@ -69,7 +70,8 @@ def gpu_options() -> tuple[str, ...]:
 BLOCK = 256
 MAX_GRID = 4096
 
-_KERNEL_DECL = re.compile(r'extern\s+"C"\s+__global__\s+void\s+(?:__launch_bounds__\s*\([^)]*\)\s*)?(\w+)\s*\(')
+_KERNEL_DECL = re.compile(
+    r'extern\s+"C"\s+__global__\s+void\s+(?:__launch_bounds__\s*\(\s*(\d+)[^)]*\)\s*)?(\w+)\s*\(')
 _lock = threading.Lock()
 
 
@@ -84,11 +86,23 @@ def kernel_index() -> dict[str, Path]:
     an error (the launcher could not tell which one is meant)."""
     index: dict[str, Path] = {}
     for path in sources():
-        for name in _KERNEL_DECL.findall(path.read_text(encoding="utf-8")):
+        for _, name in _KERNEL_DECL.findall(path.read_text(encoding="utf-8")):
             if name in index:
                 raise RuntimeError(f"kernel {name!r} is defined in both {index[name].name} and {path.name}")
             index[name] = path
     return index
+
+
+@lru_cache(maxsize=None)
+def launch_bounds() -> dict[str, int]:
+    """{kernel name: the most threads a block may have}: the kernel's `__launch_bounds__(N)`, else CUDA's 1024.
+    ptxas fits the registers to N, so a bigger block would be refused on the GPU ("too many resources
+    requested for launch"), which the emulator cannot see; `launch_dims` checks it."""
+    bounds = {}
+    for path in sources():
+        for bound, name in _KERNEL_DECL.findall(path.read_text(encoding="utf-8")):
+            bounds[name] = int(bound) if bound else MAX_THREADS_PER_BLOCK
+    return bounds
 
 
 def is_cupy(array) -> bool:
@@ -173,6 +187,9 @@ def launch_dims(kernel: str, grid, block, shared_mem: int = 0) -> tuple[tuple[in
     threads = int(np.prod(block))
     if threads > MAX_THREADS_PER_BLOCK:
         raise ValueError(f"{kernel}: block {block} has {threads} threads (CUDA allows {MAX_THREADS_PER_BLOCK})")
+    bound = launch_bounds().get(kernel, MAX_THREADS_PER_BLOCK)
+    if threads > bound:
+        raise ValueError(f"{kernel}: block {block} has {threads} threads; its __launch_bounds__ allow {bound}")
     shared_mem = int(shared_mem)
     if not 0 <= shared_mem <= MAX_DEFAULT_DYNAMIC_SHARED:
         raise ValueError(f"{kernel}: shared_mem={shared_mem} bytes is outside 0..{MAX_DEFAULT_DYNAMIC_SHARED} "

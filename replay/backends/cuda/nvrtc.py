@@ -11,6 +11,8 @@
   whole log, `.errors` the parsed (file, line, message) triples.
 `compile_with_log(...) -> (bytes, log)` the same, also returning the log (warnings) of a successful compile.
 `available() -> bool`, `library_path() -> str | None`, `version() -> (major, minor)`.
+`kernel_resources(cubin) -> {kernel: KernelResources(registers, shared_bytes, frame_bytes)}` read from a CUBIN
+  (an ELF file): what ptxas gave each kernel, without a GPU or cuobjdump.
 Where the library is looked for: $ALEXNET_NVRTC (a path), the `nvidia-cuda-nvrtc` wheel (nvidia/cu13/lib,
 nvidia/cuda_nvrtc/lib), then the system's loader path and /usr/local/cuda*/lib64.
 Nothing here imports cupy; NVRTC does not pre-include <math.h>, which is why kernels guard INFINITY.
@@ -22,11 +24,13 @@ import glob
 import importlib.util
 import os
 import re
+import struct
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["CompileError", "NvrtcUnavailable", "available", "compile_source", "compile_with_log",
-           "library_path", "version"]
+__all__ = ["CompileError", "KernelResources", "NvrtcUnavailable", "available", "compile_source",
+           "compile_with_log", "kernel_resources", "library_path", "version"]
 
 
 class NvrtcUnavailable(RuntimeError):
@@ -176,3 +180,78 @@ def compile_file(path: str | os.PathLike, *, options=(), arch: str = "sm_90", cu
     path = Path(path)
     options = [*options, f"-I{path.resolve().parent}"]
     return compile_source(path.read_text(encoding="utf-8"), str(path), options=options, arch=arch, cubin=cubin)
+
+
+# --- what ptxas gave each kernel, read from the CUBIN ----------------------------------------------------------
+
+@dataclass(frozen=True)
+class KernelResources:
+    registers: int      # per thread
+    shared_bytes: int   # static shared memory: the kernel's .nv.shared section (on sm_90 with the 1 KiB reserved)
+    frame_bytes: int    # local memory per thread (register spills, local arrays); 0 is what we want
+
+
+# .nv.info attributes (EIATTR_*), as cuobjdump --dump-elf names them; each record is (format u8, attribute u8,
+# then a u16 size and a payload for format 0x04 "SVAL"); the per-kernel ones hold (symbol index u32, value u32).
+_EIATTR_FRAME_SIZE = 0x11
+_EIATTR_REGCOUNT = 0x2F
+_EIFMT_NVAL, _EIFMT_HVAL, _EIFMT_SVAL = 0x01, 0x03, 0x04
+
+
+def _elf_sections(blob: bytes) -> dict[str, tuple[int, int, int]]:
+    """{section name: (type, file offset, size)} of a little-endian 64-bit ELF file."""
+    if blob[:4] != b"\x7fELF" or blob[4] != 2 or blob[5] != 1:
+        raise ValueError("not a little-endian 64-bit ELF file (a CUBIN)")
+    (header_offset,) = struct.unpack_from("<Q", blob, 0x28)
+    entry_size, count, names_index = struct.unpack_from("<HHH", blob, 0x3A)
+    headers = [struct.unpack_from("<IIQQQQIIQQ", blob, header_offset + i * entry_size) for i in range(count)]
+    names_offset = headers[names_index][4]
+
+    def name(offset: int) -> str:
+        start = names_offset + offset
+        return blob[start:blob.index(b"\0", start)].decode()
+
+    return {name(h[0]): (h[1], h[4], h[5]) for h in headers}
+
+
+def _elf_symbol_names(blob: bytes, sections) -> list[str]:
+    _, offset, size = sections[".symtab"]
+    _, strings, _ = sections[".strtab"]
+    names = []
+    for entry in range(offset, offset + size, 24):
+        (name_offset,) = struct.unpack_from("<I", blob, entry)
+        start = strings + name_offset
+        names.append(blob[start:blob.index(b"\0", start)].decode())
+    return names
+
+
+def kernel_resources(cubin: bytes) -> dict[str, KernelResources]:
+    """{kernel: KernelResources} of every kernel (a `.text.<name>` section) of a CUBIN."""
+    sections = _elf_sections(cubin)
+    symbols = _elf_symbol_names(cubin, sections)
+    values: dict[tuple[str, int], int] = {}
+    _, position, size = sections[".nv.info"]
+    end = position + size
+    while position < end:
+        form, attribute = cubin[position], cubin[position + 1]
+        if form == _EIFMT_SVAL:
+            (length,) = struct.unpack_from("<H", cubin, position + 2)
+            if length == 8 and attribute in (_EIATTR_REGCOUNT, _EIATTR_FRAME_SIZE):
+                symbol, value = struct.unpack_from("<II", cubin, position + 4)
+                values[(symbols[symbol], attribute)] = value
+            position += 4 + length
+        elif form == _EIFMT_HVAL:
+            position += 4
+        elif form == _EIFMT_NVAL:
+            position += 2
+        else:
+            raise ValueError(f"unknown .nv.info record format {form:#x} at offset {position}")
+    resources = {}
+    for section in sections:
+        if section.startswith(".text."):
+            kernel = section[len(".text."):]
+            shared = sections.get(f".nv.shared.{kernel}")
+            resources[kernel] = KernelResources(registers=values.get((kernel, _EIATTR_REGCOUNT), 0),
+                                                shared_bytes=shared[2] if shared else 0,
+                                                frame_bytes=values.get((kernel, _EIATTR_FRAME_SIZE), 0))
+    return resources
