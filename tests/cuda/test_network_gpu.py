@@ -169,12 +169,33 @@ def test_a_224_pixel_net_on_the_gpu_matches_the_reference_op_by_op(release, expe
         assert shadow.checked.get(op), (op, shadow.checked)
 
 
-def test_the_shadow_check_in_the_emulator_on_a_cifar_net(release):
-    """The same comparisons without a GPU, on a net the emulator runs in seconds (so the check itself is
-    tested in CI: a backend that is wrong anywhere fails it, see the next test)."""
-    shadow = check_a_step(release, "cifar-18pct-noisylr", cases=2)
-    assert {"conv_forward", "conv_backward_data", "conv_backward_weights", "pool_backward", "rnorm_backward",
-            "fc_forward", "logreg_cost"} <= set(shadow.checked)
+@pytest.fixture
+def poisoned_allocations(monkeypatch):
+    """numpy.empty and empty_like fill float arrays with NaN (and int arrays with a wild value): a kernel
+    that reads memory nobody wrote, or leaves part of its output unwritten, then spreads NaN into the
+    comparison — compute-sanitizer's initcheck, for the emulator."""
+    empty, empty_like = np.empty, np.empty_like
+
+    def poison(array):
+        if array.dtype.kind == "f":
+            array.fill(np.nan)
+        elif array.dtype.kind == "i":
+            array.fill(-123456789)
+        return array
+
+    monkeypatch.setattr(np, "empty", lambda *args, **kwargs: poison(empty(*args, **kwargs)))
+    monkeypatch.setattr(np, "empty_like", lambda *args, **kwargs: poison(empty_like(*args, **kwargs)))
+
+
+@pytest.mark.parametrize("experiment_id", ["cifar-18pct-noisylr", "cifar-conv-local-13pct-noisylr"])
+def test_the_shadow_check_in_the_emulator_on_a_cifar_net(release, poisoned_allocations, experiment_id):
+    """The same comparisons without a GPU, on nets the emulator runs in seconds, with every fresh buffer
+    poisoned (so the check itself is tested in CI: a backend that is wrong anywhere fails it, see the
+    next test)."""
+    assert np.isnan(np.empty(3, dtype=np.float32)).all()
+    shadow = check_a_step(release, experiment_id, cases=2)
+    assert {"conv_forward", "conv_backward_data", "conv_backward_weights", "pool_backward", "fc_forward",
+            "logreg_cost"} <= set(shadow.checked)
 
 
 def test_the_shadow_check_catches_a_wrong_operation(release):
