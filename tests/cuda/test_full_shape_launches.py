@@ -39,14 +39,15 @@ FAMILIES = [
 CASES = 128
 H100_SMS = 132
 EVERY_RUN_ITS_OWN_BLOCK = 1 << 30   # so many multiprocessors that _runs_per_block is 1: the largest grid
+WEIGHT_RUNS_PER_BLOCK_ARG = 14      # conv_weight_acts*_kernel's runs_per_block argument (conv.py _weight_acts)
 
 
 class DryLauncher:
     """Stands in for kernels.function: checks each call's arguments against the kernel's signature and
-    records (kernel, grid, block, shared_mem) instead of running it."""
+    records (kernel, grid, block, shared_mem, args) instead of running it."""
 
     def __init__(self):
-        self.launches: list[tuple[str, tuple, tuple, int]] = []
+        self.launches: list[tuple[str, tuple, tuple, int, tuple]] = []
         self._real = kernels.function
 
     def __call__(self, like, name: str):
@@ -57,7 +58,7 @@ class DryLauncher:
             for value in args:
                 if isinstance(value, np.ndarray) and value.size >= 2 ** 31:
                     raise ValueError(f"{name}: an argument of {value.size} elements (the kernels index with int)")
-            self.launches.append((name, grid, block, shared_mem))
+            self.launches.append((name, grid, block, shared_mem, tuple(args)))
 
         return check
 
@@ -99,7 +100,8 @@ def test_every_launch_of_a_full_scale_step_is_one_cuda_accepts(release, dry, mon
         monkeypatch.setattr(conv, "_multiprocessors", lambda like, sms=sms: sms)
         dry.launches.clear()
         full_scale_step(net, plan)
-        grids[sms] = [grid for name, grid, _, _ in dry.launches if name in conv.VARIANTS["weights"].values()]
+        grids[sms] = [(grid, args[WEIGHT_RUNS_PER_BLOCK_ARG]) for name, grid, _, _, args in dry.launches
+                      if name in conv.VARIANTS["weights"].values()]
         assert dry.launches, experiment_id
     del net
     gc.collect()
@@ -108,8 +110,9 @@ def test_every_launch_of_a_full_scale_step_is_one_cuda_accepts(release, dry, mon
         if any(launched[kernel] for kernel in variants.values()):
             assert all(launched[kernel] for kernel in variants.values()), (op, launched)
     if any(layer.type == "conv" for layer in plan.layers):
-        # one run per block is the largest weight-gradient grid a device can get
-        assert max(g[2] for g in grids[EVERY_RUN_ITS_OWN_BLOCK]) >= max(g[2] for g in grids[H100_SMS])
+        # the worst case really launched one partialSum run per block: the largest grid a device can get
+        assert all(runs == 1 for _, runs in grids[EVERY_RUN_ITS_OWN_BLOCK])
+        assert max(g[2] for g, _ in grids[EVERY_RUN_ITS_OWN_BLOCK]) >= max(g[2] for g, _ in grids[H100_SMS])
 
 
 def test_the_dry_run_refuses_a_launch_over_cuda_s_limits(release, dry, monkeypatch):

@@ -81,15 +81,21 @@ def sources() -> list[Path]:
 
 
 @lru_cache(maxsize=None)
+def _declarations() -> tuple[tuple[str, Path, int], ...]:
+    """(kernel name, its .cu file, its __launch_bounds__ or 0) of every kernel, from one scan of the sources."""
+    return tuple((name, path, int(bound or 0)) for path in sources()
+                 for bound, name in _KERNEL_DECL.findall(path.read_text(encoding="utf-8")))
+
+
+@lru_cache(maxsize=None)
 def kernel_index() -> dict[str, Path]:
-    """{kernel name: the .cu file that defines it}, from one scan of the sources. A name defined twice is
-    an error (the launcher could not tell which one is meant)."""
+    """{kernel name: the .cu file that defines it}. A name defined twice is an error (the launcher could
+    not tell which one is meant)."""
     index: dict[str, Path] = {}
-    for path in sources():
-        for _, name in _KERNEL_DECL.findall(path.read_text(encoding="utf-8")):
-            if name in index:
-                raise RuntimeError(f"kernel {name!r} is defined in both {index[name].name} and {path.name}")
-            index[name] = path
+    for name, path, _ in _declarations():
+        if name in index:
+            raise RuntimeError(f"kernel {name!r} is defined in both {index[name].name} and {path.name}")
+        index[name] = path
     return index
 
 
@@ -98,11 +104,7 @@ def launch_bounds() -> dict[str, int]:
     """{kernel name: the most threads a block may have}: the kernel's `__launch_bounds__(N)`, else CUDA's 1024.
     ptxas fits the registers to N, so a bigger block would be refused on the GPU ("too many resources
     requested for launch"), which the emulator cannot see; `launch_dims` checks it."""
-    bounds = {}
-    for path in sources():
-        for bound, name in _KERNEL_DECL.findall(path.read_text(encoding="utf-8")):
-            bounds[name] = int(bound) if bound else MAX_THREADS_PER_BLOCK
-    return bounds
+    return {name: bound or MAX_THREADS_PER_BLOCK for name, _, bound in _declarations()}
 
 
 def is_cupy(array) -> bool:
